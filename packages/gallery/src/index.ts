@@ -1,0 +1,3 @@
+export * from './match/flat-index.js';
+export * from './match/decide.js';
+export * from './store/gallery-store.js';

@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { ConfigError, ModelError, NotFoundError } from '@facefleet/protocol';
+import { FlatIndex, type TemplateHit } from '../match/flat-index.js';
+import { migrate } from './migrations.js';
+
+export interface Subject {
+  id: string;
+  name: string;
+  templates: number;
+  createdAt: string;
+}
+
+export interface TemplateInput {
+  modelId: string;
+  vector: Float32Array;
+  /** sha256 of the source image: the same image enrolled twice adds one template. */
+  sourceSha256?: string;
+  quality?: number;
+}
+
+export interface GalleryOpenOptions {
+  /** Refuse to create a new file (commands that only read a gallery). */
+  mustExist?: boolean;
+  readonly?: boolean;
+}
+
+/**
+ * A face gallery in one SQLite file (WAL): subjects, and their templates tagged with the model
+ * that made them. Search runs on an in-memory FlatIndex per model, built on first use and kept
+ * in step with writes made through this object.
+ */
+export class GalleryStore {
+  private readonly db: Database.Database;
+  private readonly indexes = new Map<string, FlatIndex>();
+
+  private constructor(db: Database.Database, readonly path: string) {
+    this.db = db;
+  }
+
+  static open(path: string, options: GalleryOpenOptions = {}): GalleryStore {
+    if (options.mustExist === true && path !== ':memory:' && !existsSync(path)) {
+      throw new NotFoundError(`gallery ${path} does not exist (enroll someone first)`);
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly: options.readonly === true, fileMustExist: options.mustExist === true });
+      if (options.readonly !== true) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+      }
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      if (options.readonly !== true) migrate(db);
+      else db.prepare('SELECT 1 FROM subjects LIMIT 1').get();
+    } catch (err) {
+      throw new ConfigError(`cannot open gallery ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    return new GalleryStore(db, path);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** The subject with this name, created when absent. */
+  ensureSubject(name: string): Subject {
+    const trimmed = name.trim();
+    if (trimmed === '') throw new ConfigError('subject name is empty');
+    const existing = this.subjectByName(trimmed);
+    if (existing) return existing;
+    const id = randomUUID();
+    const createdAt = new Date().toISOString();
+    this.db.prepare('INSERT INTO subjects (id, name, created_at) VALUES (?, ?, ?)').run(id, trimmed, createdAt);
+    return { id, name: trimmed, templates: 0, createdAt };
+  }
+
+  subjectByName(name: string): Subject | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT s.id, s.name, s.created_at AS createdAt, COUNT(t.id) AS templates
+         FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id WHERE s.name = ? GROUP BY s.id`,
+      )
+      .get(name.trim()) as Subject | undefined;
+    return row;
+  }
+
+  listSubjects(): Subject[] {
+    return this.db
+      .prepare(
+        `SELECT s.id, s.name, s.created_at AS createdAt, COUNT(t.id) AS templates
+         FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id ORDER BY s.name`,
+      )
+      .all() as Subject[];
+  }
+
+  subjectName(id: string): string | undefined {
+    return (this.db.prepare('SELECT name FROM subjects WHERE id = ?').get(id) as { name: string } | undefined)?.name;
+  }
+
+  /** Erase a subject and every template of it. Returns the number of templates removed. */
+  forget(name: string): number {
+    const subject = this.subjectByName(name);
+    if (!subject) throw new NotFoundError(`no subject named "${name}"`);
+    this.db.prepare('DELETE FROM subjects WHERE id = ?').run(subject.id);
+    for (const index of this.indexes.values()) index.removeSubject(subject.id);
+    return subject.templates;
+  }
+
+  /** Model ids that have templates here. */
+  modelIds(): string[] {
+    return (this.db.prepare('SELECT DISTINCT model_id AS m FROM templates ORDER BY m').all() as { m: string }[]).map((r) => r.m);
+  }
+
+  /**
+   * Add a template. A gallery holds templates of one model: adding another model's is refused.
+   * Returns false (and adds nothing) when the same source image is already enrolled for the subject.
+   */
+  addTemplate(subjectId: string, t: TemplateInput): { added: boolean; templateId?: string } {
+    this.assertModel(t.modelId);
+    if (t.sourceSha256 !== undefined) {
+      const dup = this.db
+        .prepare('SELECT id FROM templates WHERE subject_id = ? AND model_id = ? AND source_sha256 = ?')
+        .get(subjectId, t.modelId, t.sourceSha256);
+      if (dup) return { added: false };
+    }
+    const id = randomUUID();
+    const blob = Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength);
+    this.db
+      .prepare(
+        `INSERT INTO templates (id, subject_id, model_id, dim, vector, source_sha256, quality, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(id, subjectId, t.modelId, t.vector.length, blob, t.sourceSha256 ?? null, t.quality ?? null, new Date().toISOString());
+    this.indexes.get(t.modelId)?.add({ templateId: id, subjectId }, t.vector);
+    return { added: true, templateId: id };
+  }
+
+  /** Template hits for a query embedding, best first. */
+  search(modelId: string, vector: Float32Array, k = 10): TemplateHit[] {
+    this.assertModel(modelId);
+    return this.index(modelId).search(vector, k * 4);
+  }
+
+  /** Throw a clear ModelError when this gallery's templates come from another model. */
+  assertModel(modelId: string): void {
+    const others = this.modelIds().filter((m) => m !== modelId);
+    if (others.length > 0) {
+      throw new ModelError(
+        `gallery ${this.path} holds templates of model ${others.join(', ')}, not ${modelId}: ` +
+          'embeddings of different models cannot be compared (use that embedder, or re-enrol into a new gallery)',
+        { mismatch: true },
+      );
+    }
+  }
+
+  private index(modelId: string): FlatIndex {
+    let index = this.indexes.get(modelId);
+    if (index) return index;
+    const rows = this.db
+      .prepare('SELECT id, subject_id AS subjectId, dim, vector FROM templates WHERE model_id = ?')
+      .all(modelId) as { id: string; subjectId: string; dim: number; vector: Buffer }[];
+    index = new FlatIndex(modelId, rows[0]?.dim ?? 0, Math.max(16, rows.length));
+    for (const r of rows) {
+      const v = new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength));
+      index.add({ templateId: r.id, subjectId: r.subjectId }, v);
+    }
+    this.indexes.set(modelId, index);
+    return index;
+  }
+}

@@ -1,0 +1,37 @@
+import type { Database } from 'better-sqlite3';
+
+/** Forward-only migrations; PRAGMA user_version records how many have run. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE subjects (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE templates (
+     id TEXT PRIMARY KEY,
+     subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+     model_id TEXT NOT NULL,
+     dim INTEGER NOT NULL,
+     vector BLOB NOT NULL,
+     source_sha256 TEXT,
+     quality REAL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX templates_subject ON templates(subject_id);
+   CREATE INDEX templates_model ON templates(model_id);
+   CREATE UNIQUE INDEX templates_source ON templates(subject_id, model_id, source_sha256) WHERE source_sha256 IS NOT NULL;`,
+];
+
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this facefleet (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
