@@ -51,6 +51,7 @@ export class FaceAnalyzer {
     readonly embedder: Embedder,
     private readonly livenessModels: LivenessModel[],
     private readonly config: VisionConfig,
+    private readonly detectOptions: DetectOptions,
   ) {}
 
   static async open(config: VisionConfig = {}): Promise<FaceAnalyzer> {
@@ -69,7 +70,9 @@ export class FaceAnalyzer {
         liveness.push({ session: await openSession(modelFile(entry, config.modelsDir), threads), cropScale: entry.cropScale ?? 2.7 });
       }
     }
-    return new FaceAnalyzer(det.id, detector, embedder, liveness, config);
+    const detectOptions: DetectOptions = { ...config.detect };
+    if (detectOptions.scoreThreshold === undefined && det.scoreThreshold !== undefined) detectOptions.scoreThreshold = det.scoreThreshold;
+    return new FaceAnalyzer(det.id, detector, embedder, liveness, config, detectOptions);
   }
 
   get embedderId(): string {
@@ -82,7 +85,7 @@ export class FaceAnalyzer {
 
   /** Every face, largest first, with landmarks, quality and the aligned crop. */
   async detect(image: RgbImage): Promise<DetectedFace[]> {
-    const dets = await detectFaces(this.detector, image, this.config.detect);
+    const dets = await detectFaces(this.detector, image, this.detectOptions);
     return dets
       .map((d) => {
         const aligned = alignFace(image, d.landmarks);

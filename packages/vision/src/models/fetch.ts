@@ -4,7 +4,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { ModelError } from '@facefleet/protocol';
-import { loadManifest, modelsDir, type ModelEntry, type ModelSource } from './manifest.js';
+import { dequantizeModel } from './dequantize.js';
+import { findModel, loadManifest, modelsDir, type ModelEntry, type ModelSource } from './manifest.js';
 
 export interface FetchOptions {
   /** Folder holding byte-identical copies of the model files (tried first). */
@@ -53,6 +54,12 @@ async function fetchOne(entry: ModelEntry, dir: string, options: FetchOptions): 
   if (existsSync(dest) && (await sha256File(dest)) === entry.sha256) return { kind: 'present', id: entry.id };
   const tried: string[] = [];
   const candidates: { label: string; load: () => Promise<Uint8Array> }[] = [];
+  if (entry.derivedFrom) {
+    const base = findModel(entry.derivedFrom.model);
+    await fetchOne(base, dir, options);
+    const basePath = join(dir, base.file);
+    candidates.push({ label: `${entry.derivedFrom.transform} of ${base.id}`, load: async () => dequantizeModel(await readFile(basePath)).bytes });
+  }
   if (options.mirror !== undefined) {
     const path = join(options.mirror, entry.file);
     candidates.push({ label: path, load: () => readFile(path) });

@@ -29,11 +29,15 @@ export interface ModelEntry {
   sources: ModelSource[];
   input: ModelInputSpec;
   embeddingSize?: number;
+  /** Detectors: default minimum score (scores are not calibrated across families). */
+  scoreThreshold?: number;
   /** Embedders: default cosine threshold for "same person" (how it was chosen: README). */
   threshold?: number;
   /** MiniFASNet: the detector box is scaled by this about its centre before cropping. */
   cropScale?: number;
   notes?: string;
+  /** Built here from another model rather than downloaded (its sha256 still pins the result). */
+  derivedFrom?: { model: string; transform: 'dequantize' };
 }
 
 export interface ModelManifest {
