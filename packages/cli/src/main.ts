@@ -8,7 +8,7 @@ import { modelsCommand } from './commands/models.js';
 import { verifyCommand } from './commands/verify.js';
 import { stdio, type Io } from './output.js';
 
-const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
+const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<number>> = {
   detect: detectCommand,
   verify: verifyCommand,
   enroll: enrollCommand,

@@ -127,7 +127,8 @@ async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { 
       return new YuNetDetector(entry.id, session, fixed);
     case 'scrfd':
       return new ScrfdDetector(entry.id, session);
-    default:
+    case 'arcface':
+    case 'minifasnet':
       await session.release();
       throw new ModelError(`model ${entry.id}: family ${entry.family} is not a detector`);
   }

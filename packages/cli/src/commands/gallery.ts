@@ -109,7 +109,7 @@ export async function identifyCommand(argv: string[], io: Io): Promise<number> {
   }
 }
 
-export async function subjectsCommand(argv: string[], io: Io): Promise<number> {
+export function subjectsCommand(argv: string[], io: Io): number {
   const usage = 'facefleet subjects --gallery <file.db> [--json]';
   const { values } = parse(argv, { gallery: { type: 'string' }, json: { type: 'boolean' } }, usage);
   const gallery = GalleryStore.open(required(values.gallery, 'gallery', usage), { mustExist: true });
@@ -124,7 +124,7 @@ export async function subjectsCommand(argv: string[], io: Io): Promise<number> {
   }
 }
 
-export async function forgetCommand(argv: string[], io: Io): Promise<number> {
+export function forgetCommand(argv: string[], io: Io): number {
   const usage = 'facefleet forget --gallery <file.db> --subject <name> [--json]';
   const { values } = parse(argv, { gallery: { type: 'string' }, subject: { type: 'string' }, json: { type: 'boolean' } }, usage);
   const name = required(values.subject, 'subject', usage);

@@ -70,7 +70,7 @@ async function verifyList(listPath: string, flags: Parameters<typeof openVision>
     return hit;
   };
   try {
-    const results: Record<string, unknown>[] = [];
+    const results: { a: string; b: string; similarity?: number; match: boolean; error?: string }[] = [];
     for (const [i, line] of lines.entries()) {
       const cells = line.split(',').map((c) => c.trim());
       if (cells.length !== 2 || cells[0] === '' || cells[1] === '') {
@@ -81,15 +81,19 @@ async function verifyList(listPath: string, flags: Parameters<typeof openVision>
       const [a, b] = cells as [string, string];
       const ea = await embed(a);
       const eb = await embed(b);
-      if (typeof ea === 'string' || typeof eb === 'string') {
-        results.push({ a, b, match: false, error: typeof ea === 'string' ? ea : eb });
+      if (typeof ea === 'string') {
+        results.push({ a, b, match: false, error: ea });
+        continue;
+      }
+      if (typeof eb === 'string') {
+        results.push({ a, b, match: false, error: eb });
         continue;
       }
       const similarity = cosine(ea, eb);
       results.push({ a, b, similarity: round(similarity), match: similarity >= threshold });
     }
     if (flags.json === true) io.out(JSON.stringify({ results, threshold, model: analyzer.embedderId }));
-    else for (const r of results) io.out(`${String(r.a)},${String(r.b)},${r.error !== undefined ? String(r.error) : `${String(r.similarity)},${r.match ? 'match' : 'no match'}`}`);
+    else for (const r of results) io.out(`${r.a},${r.b},${r.error ?? `${r.similarity ?? ''},${r.match ? 'match' : 'no match'}`}`);
     return 0;
   } finally {
     await analyzer.close();
