@@ -12,7 +12,7 @@ export const VISION_OPTIONS = {
   embedder: { type: 'string' },
   threshold: { type: 'string' },
   threads: { type: 'string' },
-  'no-flip': { type: 'boolean' },
+  flip: { type: 'boolean' },
   'max-pixels': { type: 'string' },
 } as const satisfies Options;
 

@@ -6,7 +6,7 @@ export interface VisionFlags {
   embedder?: string | undefined;
   threshold?: string | undefined;
   threads?: string | undefined;
-  'no-flip'?: boolean | undefined;
+  flip?: boolean | undefined;
   'max-pixels'?: string | undefined;
 }
 
@@ -24,7 +24,7 @@ export async function openVision(flags: VisionFlags, extra: Partial<VisionConfig
   const entry = findModel(embedderId, manifest);
   const threads = numberFlag(flags.threads, 'threads', { min: 0, max: 256 });
   const maxPixels = numberFlag(flags['max-pixels'], 'max-pixels', { min: 1 });
-  const config: VisionConfig = { detector: detectorId, embedder: embedderId, flip: flags['no-flip'] !== true, ...extra };
+  const config: VisionConfig = { detector: detectorId, embedder: embedderId, flip: flags.flip === true, ...extra };
   if (threads !== undefined) config.threads = threads;
   if (maxPixels !== undefined) config.maxPixels = maxPixels;
   const analyzer = await FaceAnalyzer.open(config);

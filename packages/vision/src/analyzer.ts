@@ -10,6 +10,7 @@ import type { RgbImage } from './image/raster.js';
 import { livenessScore, type LivenessModel } from './liveness/minifasnet.js';
 import { findModel, loadManifest, modelFile, type ModelEntry } from './models/manifest.js';
 import { openSession } from './models/session.js';
+import { StageTimes, timedSession } from './models/timing.js';
 import { faceQuality, type FaceQuality } from './quality/quality.js';
 
 export interface VisionConfig {
@@ -19,7 +20,7 @@ export interface VisionConfig {
   embedder?: string;
   /** Load the liveness models (default false: they cost ~2 ms a face and are needed only at gates). */
   liveness?: boolean;
-  /** Fuse the embedding of the mirrored face (default true). */
+  /** Fuse the embedding of the mirrored face (default false: measured no gain on LFW3D). */
   flip?: boolean;
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
@@ -28,6 +29,8 @@ export interface VisionConfig {
   maxPixels?: number;
   /** Folder of model files (default modelsDir()). */
   modelsDir?: string;
+  /** Collects per-stage wall time (decode, detect, align, embed and the raw model runs). */
+  times?: StageTimes;
 }
 
 export interface DetectedFace extends Detection {
@@ -61,7 +64,7 @@ export class FaceAnalyzer {
     if (det.kind !== 'detector') throw new ModelError(`model ${det.id} is a ${det.kind}, not a detector`);
     if (emb.kind !== 'embedder') throw new ModelError(`model ${emb.id} is a ${emb.kind}, not an embedder`);
     const threads = config.threads !== undefined ? { threads: config.threads } : {};
-    const detector = await openDetector(det, config.modelsDir, threads);
+    const detector = await openDetector(det, config.modelsDir, threads, config.times);
     const embedder = await openEmbedder(emb, config, threads);
     const liveness: LivenessModel[] = [];
     if (config.liveness === true) {
@@ -80,24 +83,32 @@ export class FaceAnalyzer {
   }
 
   decode(input: Uint8Array | string): Promise<DecodedImage> {
-    return decodeImage(input, this.config.maxPixels !== undefined ? { maxPixels: this.config.maxPixels } : {});
+    return this.timed('decode', () => decodeImage(input, this.config.maxPixels !== undefined ? { maxPixels: this.config.maxPixels } : {}));
+  }
+
+  private timed<T>(stage: string, work: () => Promise<T>): Promise<T> {
+    return this.config.times ? this.config.times.time(stage, work) : work();
   }
 
   /** Every face, largest first, with landmarks, quality and the aligned crop. */
   async detect(image: RgbImage): Promise<DetectedFace[]> {
-    const dets = await detectFaces(this.detector, image, this.detectOptions);
-    return dets
-      .map((d) => {
-        const aligned = alignFace(image, d.landmarks);
-        return { ...d, aligned, quality: faceQuality(d, aligned) };
-      })
-      .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
+    const dets = await this.timed('detect', () => detectFaces(this.detector, image, this.detectOptions));
+    return this.timed('align', () =>
+      Promise.resolve(
+        dets
+          .map((d) => {
+            const aligned = alignFace(image, d.landmarks);
+            return { ...d, aligned, quality: faceQuality(d, aligned) };
+          })
+          .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height),
+      ),
+    );
   }
 
   /** Embed faces (batched). */
   async embed(faces: readonly DetectedFace[]): Promise<AnalysedFace[]> {
     if (faces.length === 0) return [];
-    const embeddings = await this.embedder.embed(faces.map((f) => f.aligned));
+    const embeddings = await this.timed('embed', () => this.embedder.embed(faces.map((f) => f.aligned)));
     return faces.map((f, i) => ({ ...f, embedding: embeddings[i]! }));
   }
 
@@ -118,8 +129,8 @@ export class FaceAnalyzer {
   }
 }
 
-async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { threads?: number }): Promise<DetectorModel> {
-  const session = await openSession(modelFile(entry, dir), opts);
+async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { threads?: number }, times?: StageTimes): Promise<DetectorModel> {
+  const session = timedSession(await openSession(modelFile(entry, dir), opts), times, 'detectorModel');
   const [, , h, w] = entry.input.shape;
   const fixed = h !== undefined && w !== undefined && h > 0 && w > 0 ? ([w, h] as const) : undefined;
   switch (entry.family) {
@@ -135,7 +146,7 @@ async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { 
 }
 
 async function openEmbedder(entry: ModelEntry, config: VisionConfig, opts: { threads?: number }): Promise<Embedder> {
-  const session = await openSession(modelFile(entry, config.modelsDir), opts);
+  const session = timedSession(await openSession(modelFile(entry, config.modelsDir), opts), config.times, 'embedderModel');
   const size = entry.input.shape[2] ?? 112;
   const dynamicBatch = (entry.input.shape[0] ?? 1) < 0;
   return new Embedder(entry.id, session, entry.input, size, dynamicBatch, config.flip !== undefined ? { flip: config.flip } : {});

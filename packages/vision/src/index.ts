@@ -11,3 +11,4 @@ export * from './models/fetch.js';
 export * from './analyzer.js';
 export * from './eval/pairs.js';
 export * from './eval/metrics.js';
+export * from './models/timing.js';

@@ -1,5 +1,6 @@
 import type { RgbImage } from '../image/raster.js';
-import { ort, type Session } from '../models/session.js';
+import { ort } from '../models/session.js';
+import type { ModelSession as Session } from '../models/timing.js';
 import { toPlanar } from './tensor.js';
 import type { Detection, DetectorModel } from './types.js';
 

@@ -2,7 +2,8 @@ import { ModelError } from '@facefleet/protocol';
 import { mirrorRgb, type RgbImage } from '../image/raster.js';
 import { toPlanar } from '../detect/tensor.js';
 import type { InputNormalisation } from '../detect/types.js';
-import { ort, type Session } from '../models/session.js';
+import { ort } from '../models/session.js';
+import type { ModelSession as Session } from '../models/timing.js';
 
 export interface Embedding {
   modelId: string;
@@ -13,7 +14,8 @@ export interface Embedding {
 export interface EmbedderOptions {
   /**
    * Add the embedding of the mirrored face before normalising ("flip test", as in the ArcFace
-   * and CosFace evaluations). Costs a second forward pass; measured gain in bench/REPORT.md.
+   * and CosFace evaluations). Costs a second forward pass. Off by default: on LFW3D it did not
+   * help (5 folds, w600k-mbf-fp32: 0.9663 with, 0.9703 without; see README).
    */
   flip?: boolean;
   /** Largest batch per forward pass, for models with a dynamic batch axis. */
@@ -33,7 +35,7 @@ export class Embedder {
     private readonly dynamicBatch: boolean,
     options: EmbedderOptions = {},
   ) {
-    this.flip = options.flip ?? true;
+    this.flip = options.flip ?? false;
     this.maxBatch = dynamicBatch ? (options.maxBatch ?? 16) : 1;
   }
 

@@ -1,6 +1,7 @@
 import { cropResize, type Box, type RgbImage } from '../image/raster.js';
 import { toPlanar } from '../detect/tensor.js';
-import { ort, type Session } from '../models/session.js';
+import { ort } from '../models/session.js';
+import type { ModelSession as Session } from '../models/timing.js';
 
 export interface LivenessModel {
   session: Session;

@@ -1,0 +1,60 @@
+// pnpm bench [--part core] [--quick]: measures, then writes bench/results.json and bench/REPORT.md.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchCore, type CoreResult } from './core.js';
+import { machine } from './machine.js';
+
+const here = import.meta.dirname;
+const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' } }, strict: true });
+const parts = values.part ?? ['core'];
+const known = ['core'];
+for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
+const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
+if (!existsSync(join(dataDir, 'edge_demo'))) throw new Error(`bench needs the sample data: ${dataDir} is absent (set FACEFLEET_DATA_DIR)`);
+const log = (t: string): void => void process.stderr.write(`${t}\n`);
+
+const resultsPath = join(here, 'results.json');
+const previous = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as Record<string, unknown>) : {};
+const results: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString(), command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim() };
+const threads = Number(values.threads ?? 0);
+
+if (parts.includes('core')) {
+  const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
+  results.core = core;
+  results.floorRatio = core.floorRatio;
+}
+
+writeFileSync(resultsPath, JSON.stringify(results, null, 2) + '\n');
+writeFileSync(join(here, 'REPORT.md'), report(results));
+log(`bench: wrote ${resultsPath} and REPORT.md`);
+
+function report(r: Record<string, unknown>): string {
+  const m = r.machine as Record<string, unknown>;
+  const lines = [
+    '# facefleet benchmark report',
+    '',
+    `Measured ${String(r.date)} on ${String(m.cpu)} (${String(m.cores)} cores, ${String(m.memoryGiB)} GiB), Node ${String(m.node)}, onnxruntime-node ${String(m.onnxruntime)}, sharp ${String(m.sharp)}, commit ${String(m.commit)}.`,
+    `Command: \`${String(r.command)}\`. Times are medians over passes, with min..max; the machine is a shared VM, so absolute times move between runs while ratios hold better.`,
+    '',
+  ];
+  const core = r.core as CoreResult | undefined;
+  if (core) {
+    lines.push(
+      '## Recognition core on the demo photos',
+      '',
+      `${core.images} images (edge_demo group, expressions, misc), ${core.faces} faces, ${core.passes} passes after a warm-up; detector ${core.detector}, embedder ${core.embedder}, threads ${core.threads || 'all'}.`,
+      '',
+      '| stage | ms per image (median) | min | max |',
+      '|---|---|---|---|',
+      ...Object.entries(core.stagesMsPerImage).map(([k, s]) => `| ${k} | ${s.median} | ${s.min} | ${s.max} |`),
+      '',
+      `Pipeline per face: **${core.pipelineMsPerFace.median} ms** (${core.pipelineMsPerFace.min}..${core.pipelineMsPerFace.max}); raw model floor per face: ${core.floorMsPerFace.median} ms.`,
+      `**floorRatio = ${core.floorRatio}** (pipeline time from file bytes to match result / the session.run time it contains); by stage: detect ${core.floorRatioByStage.detect}, embed ${core.floorRatioByStage.embed}.`,
+      '',
+      '`detectorModel` and `embedderModel` are the session.run calls inside `detect` and `embed`; `decode` is sharp from file bytes to upright RGB; `align` includes quality.',
+      '',
+    );
+  }
+  return lines.join('\n');
+}
