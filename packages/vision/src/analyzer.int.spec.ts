@@ -7,6 +7,19 @@ import { FaceAnalyzer } from './analyzer.js';
 import { cosine } from './embed/embedder.js';
 import { withOrientation } from '../../../test/orientation.js';
 
+describe('FaceAnalyzer.open', () => {
+  it('fails with a clear message naming the missing model file and the fetch command', async () => {
+    const err = (await FaceAnalyzer.open({ modelsDir: '/nonexistent/models' }).catch((e: Error) => e)) as Error & { code: string };
+    expect(err.code).toBe('model');
+    expect(err.message).toMatch(/model \S+ is missing: \/nonexistent\/models\/\S+\.onnx \(run: pnpm exec facefleet models fetch\)/);
+  });
+
+  it('refuses an unknown model id and a model of the wrong kind', async () => {
+    await expect(FaceAnalyzer.open({ detector: 'no-such-model' })).rejects.toThrow(/unknown model "no-such-model" \(known: /);
+    await expect(FaceAnalyzer.open({ detector: 'w600k-mbf-int8' })).rejects.toThrow(/is of kind embedder, not a detector/);
+  });
+});
+
 // Real models (fetched by the set-up step) on real photos.
 describe.runIf(hasData('edge_demo') && hasData('faceapi_bbt'))('FaceAnalyzer on real photos', () => {
   let fa: FaceAnalyzer;
@@ -39,6 +52,21 @@ describe.runIf(hasData('edge_demo') && hasData('faceapi_bbt'))('FaceAnalyzer on 
       }
       expect(f.quality.score).toBeGreaterThan(0.3);
     }
+  });
+
+  it('scores liveness as a probability, the same on the same input', async () => {
+    const live = await FaceAnalyzer.open({ threads: 1, liveness: true });
+    try {
+      const image = await live.decode(data('edge_demo', 'expressions', 'happy.jpg'));
+      const [face] = await live.detect(image);
+      const p = await live.liveness(image, face!);
+      expect(p).toBeGreaterThanOrEqual(0);
+      expect(p).toBeLessThanOrEqual(1);
+      expect(await live.liveness(image, face!)).toBe(p);
+    } finally {
+      await live.close();
+    }
+    await expect(fa.liveness(await fa.decode(data('edge_demo', 'expressions', 'happy.jpg')), { box: { x: 0, y: 0, width: 10, height: 10 }, score: 1, landmarks: [] })).rejects.toThrow(/liveness models are not loaded/);
   });
 
   it('finds no face in the photos without people', async () => {

@@ -61,8 +61,8 @@ export class FaceAnalyzer {
     const manifest = loadManifest();
     const det = findModel(config.detector ?? manifest.defaults.detector, manifest);
     const emb = findModel(config.embedder ?? manifest.defaults.embedder, manifest);
-    if (det.kind !== 'detector') throw new ModelError(`model ${det.id} is a ${det.kind}, not a detector`);
-    if (emb.kind !== 'embedder') throw new ModelError(`model ${emb.id} is a ${emb.kind}, not an embedder`);
+    if (det.kind !== 'detector') throw new ModelError(`model ${det.id} is of kind ${det.kind}, not a detector`);
+    if (emb.kind !== 'embedder') throw new ModelError(`model ${emb.id} is of kind ${emb.kind}, not an embedder`);
     const threads = config.threads !== undefined ? { threads: config.threads } : {};
     const detector = await openDetector(det, config.modelsDir, threads, config.times);
     const embedder = await openEmbedder(emb, config, threads);
