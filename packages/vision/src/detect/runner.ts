@@ -1,4 +1,4 @@
-import { resizeRgb, type RgbImage } from '../image/raster.js';
+import { cropResize, resizeRgb, type RgbImage } from '../image/raster.js';
 import { nms } from './nms.js';
 import type { Detection, DetectorModel } from './types.js';
 
@@ -77,7 +77,7 @@ async function tiledPass(model: DetectorModel, image: RgbImage, o: Required<Dete
   const long = Math.max(image.width, image.height);
   // Tiles of inputSize (network pixels), overlapping by 20%, covering the image in perSide steps.
   const scale = Math.min(1, (o.inputSize * (perSide - (perSide - 1) * 0.2)) / long);
-  const tileSrc = o.inputSize / scale;
+  const tileSrc = Math.round(o.inputSize / scale);
   const out: Detection[] = [];
   for (const y of starts(image.height, tileSrc)) {
     for (const x of starts(image.width, tileSrc)) {
@@ -103,9 +103,7 @@ async function pass(
   region: { x: number; y: number; width: number; height: number },
   o: Required<DetectOptions>,
 ): Promise<Detection[]> {
-  const src = region.x === 0 && region.y === 0 && region.width === image.width && region.height === image.height
-    ? image
-    : crop(image, region);
+  const src = { width: Math.round(region.width), height: Math.round(region.height) };
   let s = scale;
   let w = Math.max(1, Math.round(src.width * s));
   let h = Math.max(1, Math.round(src.height * s));
@@ -120,10 +118,10 @@ async function pass(
     netW = Math.max(m, Math.ceil(w / m) * m);
     netH = Math.max(m, Math.ceil(h / m) * m);
   }
-  const resized = await resizeRgb(src, w, h);
-  const input = netW === w && netH === h ? resized : padImage(resized, 0, netW, netH);
+  const whole = region.x === 0 && region.y === 0 && src.width === image.width && src.height === image.height;
+  const resized = whole ? await resizeRgb(image, w, h) : await cropResize(image, region, w, h);
   const sx = src.width / w, sy = src.height / h;
-  const dets = await model.run(input, o.scoreThreshold);
+  const dets = await model.run(resized, o.scoreThreshold, netW, netH);
   return dets
     .filter((d) => d.box.x + d.box.width / 2 < w && d.box.y + d.box.height / 2 < h)
     .map((d) => ({
@@ -131,17 +129,6 @@ async function pass(
       box: { x: d.box.x * sx + region.x, y: d.box.y * sy + region.y, width: d.box.width * sx, height: d.box.height * sy },
       landmarks: d.landmarks.map(([px, py]) => [px * sx + region.x, py * sy + region.y] as const),
     }));
-}
-
-function crop(image: RgbImage, r: { x: number; y: number; width: number; height: number }): RgbImage {
-  const x0 = Math.round(r.x), y0 = Math.round(r.y);
-  const w = Math.round(r.width), h = Math.round(r.height);
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    const from = ((y0 + y) * image.width + x0) * 3;
-    data.set(image.data.subarray(from, from + w * 3), y * w * 3);
-  }
-  return { width: w, height: h, data };
 }
 
 /** Copy `image` into a black canvas with `border` on every side (or right/bottom up to width x height). */

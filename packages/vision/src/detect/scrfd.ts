@@ -19,9 +19,8 @@ export class ScrfdDetector implements DetectorModel {
     private readonly session: Session,
   ) {}
 
-  async run(image: RgbImage, scoreThreshold: number): Promise<Detection[]> {
-    const { width: w, height: h } = image;
-    const data = toPlanar(image, { colorOrder: 'RGB', mean: [127.5, 127.5, 127.5], std: [128, 128, 128] });
+  async run(image: RgbImage, scoreThreshold: number, w = image.width, h = image.height): Promise<Detection[]> {
+    const data = toPlanar(image, { colorOrder: 'RGB', mean: [127.5, 127.5, 127.5], std: [128, 128, 128] }, w, h);
     const out = await this.session.run({ [this.session.inputNames[0]!]: new ort.Tensor('float32', data, [1, 3, h, w]) });
     const byStride = new Map<number, { scores?: Float32Array; boxes?: Float32Array; kps?: Float32Array }>();
     for (const name of this.session.outputNames) {

@@ -25,7 +25,10 @@ export interface DetectorModel {
   readonly sizeMultiple: number;
   /** Fixed input size, when the network has one ([width, height]). */
   readonly fixedSize?: readonly [number, number];
-  /** Run on an image already sized to the network (possibly padded right/bottom). */
-  run(image: RgbImage, scoreThreshold: number): Promise<Detection[]>;
+  /**
+   * Run on an image already scaled for the network; the tensor is `inputWidth` x `inputHeight`
+   * (multiples of sizeMultiple, at least the image's size) with black padding right and bottom.
+   */
+  run(image: RgbImage, scoreThreshold: number, inputWidth?: number, inputHeight?: number): Promise<Detection[]>;
   dispose(): Promise<void>;
 }

@@ -18,9 +18,8 @@ export class YuNetDetector implements DetectorModel {
     readonly fixedSize?: readonly [number, number],
   ) {}
 
-  async run(image: RgbImage, scoreThreshold: number): Promise<Detection[]> {
-    const { width: w, height: h } = image;
-    const tensor = new ort.Tensor('float32', toPlanar(image, { colorOrder: 'BGR', mean: [0, 0, 0], std: [1, 1, 1] }), [1, 3, h, w]);
+  async run(image: RgbImage, scoreThreshold: number, w = image.width, h = image.height): Promise<Detection[]> {
+    const tensor = new ort.Tensor('float32', toPlanar(image, { colorOrder: 'BGR', mean: [0, 0, 0], std: [1, 1, 1] }, w, h), [1, 3, h, w]);
     const out = await this.session.run({ [this.session.inputNames[0]!]: tensor });
     const faces: Detection[] = [];
     for (const s of STRIDES) {
