@@ -1,4 +1,5 @@
 import { FacefleetError, isInputError } from '@facefleet/protocol';
+import { agentMain } from '@facefleet/agent';
 import { UsageError } from './args.js';
 import { dataCommand, demoCommand } from './commands/demo.js';
 import { detectCommand } from './commands/detect.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<numb
   eval: evalCommand,
   demo: demoCommand,
   data: dataCommand,
+  agent: (argv, io) => agentMain(argv, io),
 };
 
 const HELP = `facefleet: face recognition on edge cameras
@@ -34,6 +36,7 @@ usage: facefleet <command> [options]
   forget --gallery <db> --subject <name>          erase a subject and its templates
   models fetch [--mirror <dir>] | models list [--json]
   eval pairs --pairs <pairs.txt> --root <dir> [--json]
+  agent --config <agent.yaml>                     run the edge agent daemon (also: agent enroll|events|status)
   demo                                            enrol the sample people and identify group photos
   data fetch                                      download the demo's sample files (where ../shared/data is absent)
 

@@ -1,3 +1,4 @@
 export * from './match/flat-index.js';
 export * from './match/decide.js';
 export * from './store/gallery-store.js';
+export * from './enrol.js';

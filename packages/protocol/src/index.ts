@@ -1,2 +1,4 @@
 export * from './errors.js';
 export * from './embedding.js';
+export * from './topics.js';
+export * from './messages.js';

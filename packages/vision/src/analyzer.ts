@@ -55,6 +55,7 @@ export class FaceAnalyzer {
     private readonly livenessModels: LivenessModel[],
     private readonly config: VisionConfig,
     private readonly detectOptions: DetectOptions,
+    private readonly requiredFaceScore: number | undefined,
   ) {}
 
   static async open(config: VisionConfig = {}): Promise<FaceAnalyzer> {
@@ -75,7 +76,8 @@ export class FaceAnalyzer {
     }
     const detectOptions: DetectOptions = { ...config.detect };
     if (detectOptions.scoreThreshold === undefined && det.scoreThreshold !== undefined) detectOptions.scoreThreshold = det.scoreThreshold;
-    return new FaceAnalyzer(det.id, detector, embedder, liveness, config, detectOptions);
+    const required = Math.min(detectOptions.scoreThreshold ?? 1, det.requiredFaceScoreThreshold ?? 1);
+    return new FaceAnalyzer(det.id, detector, embedder, liveness, config, detectOptions, required);
   }
 
   get embedderId(): string {
@@ -92,7 +94,20 @@ export class FaceAnalyzer {
 
   /** Every face, largest first, with landmarks, quality and the aligned crop. */
   async detect(image: RgbImage): Promise<DetectedFace[]> {
-    const dets = await this.timed('detect', () => detectFaces(this.detector, image, this.detectOptions));
+    return this.detectWith(image, this.detectOptions);
+  }
+
+  /**
+   * The largest face of an image the caller says shows one (verify, enrol): detection runs at the
+   * detector's lower `requiredFaceScoreThreshold`. Undefined when there is still none.
+   */
+  async largestFace(image: RgbImage): Promise<DetectedFace | undefined> {
+    const faces = await this.detectWith(image, { ...this.detectOptions, scoreThreshold: this.requiredFaceScore });
+    return faces[0];
+  }
+
+  private async detectWith(image: RgbImage, options: DetectOptions): Promise<DetectedFace[]> {
+    const dets = await this.timed('detect', () => detectFaces(this.detector, image, options));
     return this.timed('align', () =>
       Promise.resolve(
         dets

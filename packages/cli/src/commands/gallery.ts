@@ -1,7 +1,4 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { DecodeError } from '@facefleet/protocol';
-import { GalleryStore } from '@facefleet/gallery';
+import { enrolFiles, GalleryStore } from '@facefleet/gallery';
 import { parse, required, UsageError, VISION_OPTIONS } from '../args.js';
 import { openVision, round } from '../context.js';
 import { boxJson, table, type Io } from '../output.js';
@@ -11,8 +8,6 @@ import { identifyImage } from '../recognize.js';
 const ENROLL = 'facefleet enroll --gallery <file.db> --subject <name> <image...> [--json]';
 const IDENTIFY = 'facefleet identify --gallery <file.db> <image> [--json] [--top <k>]';
 
-type EnrollStatus = 'ok' | 'duplicate' | 'noFace' | 'unreadable';
-
 export async function enrollCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(argv, { ...VISION_OPTIONS, gallery: { type: 'string' }, subject: { type: 'string' } }, ENROLL);
   const galleryPath = required(values.gallery, 'gallery', ENROLL);
@@ -21,43 +16,10 @@ export async function enrollCommand(argv: string[], io: Io): Promise<number> {
   const { analyzer } = await openVision(values);
   const gallery = GalleryStore.open(galleryPath);
   try {
-    gallery.assertModel(analyzer.embedderId);
-    const subject = gallery.ensureSubject(name);
-    const results: { file: string; status: EnrollStatus; reason?: string; faces?: number }[] = [];
-    for (const file of positionals) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(file);
-      } catch (err) {
-        results.push({ file, status: 'unreadable', reason: (err as NodeJS.ErrnoException).code ?? 'cannot read' });
-        continue;
-      }
-      let faces;
-      try {
-        faces = await analyzer.detect(await analyzer.decode(bytes));
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
-        results.push({ file, status: 'unreadable', reason: err.message });
-        continue;
-      }
-      if (faces.length === 0) {
-        results.push({ file, status: 'noFace', reason: 'no face found' });
-        continue;
-      }
-      const [face] = await analyzer.embed([faces[0]!]);
-      const added = gallery.addTemplate(subject.id, {
-        modelId: face!.embedding.modelId,
-        vector: face!.embedding.vector,
-        sourceSha256: createHash('sha256').update(bytes).digest('hex'),
-        quality: face!.quality.score,
-      });
-      const entry: (typeof results)[number] = { file, status: added.added ? 'ok' : 'duplicate', faces: faces.length };
-      if (faces.length > 1) entry.reason = `${faces.length} faces found; enrolled the largest`;
-      if (!added.added) entry.reason = 'this image is already enrolled for this subject';
-      results.push(entry);
-    }
+    const { results } = await enrolFiles(analyzer, gallery, name, positionals);
+    const subject = gallery.subjectByName(name)!;
     const enrolled = results.filter((r) => r.status === 'ok').length;
-    const templates = gallery.subjectByName(name)?.templates ?? 0;
+    const templates = subject.templates;
     if (values.json === true) {
       io.out(JSON.stringify({ subject: { id: subject.id, name: subject.name, templates }, enrolled, results }));
     } else {

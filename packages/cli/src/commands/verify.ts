@@ -18,8 +18,7 @@ export class NoFaceError extends FacefleetError {
 /** Embedding of the largest face in an image file. */
 export async function largestFaceEmbedding(analyzer: FaceAnalyzer, file: string): Promise<Float32Array> {
   const image = await withFile(file, analyzer.decode(file));
-  const faces = await analyzer.detect(image);
-  const largest = faces[0];
+  const largest = await analyzer.largestFace(image);
   if (!largest) throw new NoFaceError(file);
   const [analysed] = await analyzer.embed([largest]);
   return analysed!.embedding.vector;

@@ -108,6 +108,20 @@ export class GalleryStore {
     return subject.templates;
   }
 
+  getMeta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /** Applied sequence number per synced gallery (empty for a standalone gallery). */
+  sequences(): Record<string, number> {
+    const rows = this.db.prepare("SELECT key, value FROM meta WHERE key LIKE 'seq:%'").all() as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key.slice(4), Number(r.value)]));
+  }
+
   /** Model ids that have templates here. */
   modelIds(): string[] {
     return (this.db.prepare('SELECT DISTINCT model_id AS m FROM templates ORDER BY m').all() as { m: string }[]).map((r) => r.m);

@@ -31,6 +31,11 @@ export interface ModelEntry {
   embeddingSize?: number;
   /** Detectors: default minimum score (scores are not calibrated across families). */
   scoreThreshold?: number;
+  /**
+   * Detectors: the lower score accepted when the caller states the image shows a face (verify,
+   * enrol): with a face known to be there, the largest candidate is worth taking.
+   */
+  requiredFaceScoreThreshold?: number;
   /** Embedders: default cosine threshold for "same person" (how it was chosen: README). */
   threshold?: number;
   /** MiniFASNet: the detector box is scaled by this about its centre before cropping. */

@@ -22,7 +22,7 @@ export const QUALITY_MIN_ENROL = 0.25;
 /**
  * Cheap, model-free face quality. Pose comes from landmark geometry: the nose's offset from the
  * eye-mouth midline (yaw) and its height between the eye and mouth lines (pitch). These are
- * coarse (a few degrees near frontal, saturating past ~60) but monotonic, which is what gating needs.
+ * coarse (within ~10 degrees near frontal) but monotonic, which is what gating needs.
  */
 export function faceQuality(d: Detection, aligned: RgbImage): FaceQuality {
   const [le, re, nose, lm, rm] = d.landmarks as [Point, Point, Point, Point, Point];
@@ -37,17 +37,18 @@ export function faceQuality(d: Detection, aligned: RgbImage): FaceQuality {
   const midX = (eyeMid[0] + mouthMid[0]) / 2;
   const eyeDist = Math.max(1e-6, Math.abs(e2[0] - e1[0]));
   const yawRatio = (n[0] - midX) / (eyeDist / 2);
-  const yawDeg = (Math.asin(Math.max(-1, Math.min(1, yawRatio))) * 180) / Math.PI;
+  // Nose depth is about half the inter-ocular distance, so offset/half-IOD ~ tan(yaw).
+  const yawDeg = (Math.atan(yawRatio) * 180) / Math.PI;
   const faceH = Math.max(1e-6, mouthMid[1] - eyeMid[1]);
   // The nose tip sits ~55% of the way from the eye line to the mouth line on a frontal face.
   const pitchRatio = ((n[1] - eyeMid[1]) / faceH - 0.55) / 0.45;
-  const pitchDeg = (Math.asin(Math.max(-1, Math.min(1, pitchRatio))) * 180) / Math.PI;
+  const pitchDeg = (Math.atan(pitchRatio) * 180) / Math.PI;
   const sizePx = Math.min(d.box.width, d.box.height);
   const sharpness = laplacianVariance(aligned);
 
   const sizeF = clamp01((sizePx - 16) / (64 - 16));
   const sharpF = clamp01(sharpness / 60);
-  const poseF = clamp01(1 - Math.max(Math.abs(yawDeg), Math.abs(pitchDeg)) / 70);
+  const poseF = clamp01(1 - Math.max(Math.abs(yawDeg), Math.abs(pitchDeg)) / 90);
   const detF = clamp01((d.score - 0.5) / 0.4);
   const score = round3(sizeF * Math.sqrt(sharpF) * poseF * (0.5 + 0.5 * detF));
   return {

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import { decide, type GalleryStore } from '@facefleet/gallery';
+import type { EventMessage } from '@facefleet/protocol';
+import type { FaceAnalyzer } from '@facefleet/vision';
+import type { AgentConfig } from '../config.js';
+import type { Frame } from '../sources/source.js';
+import type { Metrics } from './metrics.js';
+import { Tracker, type Emission } from './tracker.js';
+
+export interface PipelineDeps {
+  config: AgentConfig;
+  analyzer: FaceAnalyzer;
+  gallery: GalleryStore;
+  metrics: Metrics;
+  threshold: number;
+  /** Store the event durably (outbox) before the pipeline moves on. */
+  onEvent: (event: EventMessage) => void;
+  log: { warn: (obj: object, msg: string) => void; debug: (obj: object, msg: string) => void };
+}
+
+/**
+ * Frames in, events out, one frame at a time. The queue is bounded: a live source that outruns
+ * inference loses its oldest waiting frame (counted), a discrete source (folder) waits its turn.
+ */
+export class Pipeline {
+  private readonly queue: { frame: Frame; live: boolean }[] = [];
+  private readonly waiters: (() => void)[] = [];
+  private wake?: () => void;
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly trackers = new Map<string, Tracker>();
+  private idle = true;
+
+  constructor(private readonly d: PipelineDeps) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Offer a frame. Live: never waits (drops the oldest queued when full). Otherwise waits for room. */
+  async offer(frame: Frame, live: boolean): Promise<void> {
+    const m = this.d.metrics;
+    m.inc('facefleet_frames_in_total', 'Frames received from sources', 1, { source: frame.source });
+    if (!this.running) return;
+    const max = this.d.config.pipeline.queueSize;
+    if (live) {
+      if (this.queue.length >= max) {
+        const dropIndex = this.queue.findIndex((q) => q.live);
+        if (dropIndex >= 0) {
+          const [dropped] = this.queue.splice(dropIndex, 1);
+          m.inc('facefleet_frames_dropped_total', 'Frames dropped because inference was behind', 1, { source: dropped!.frame.source });
+        } else {
+          m.inc('facefleet_frames_dropped_total', 'Frames dropped because inference was behind', 1, { source: frame.source });
+          return;
+        }
+      }
+    } else {
+      while (this.queue.length >= max && this.running) await new Promise<void>((r) => this.waiters.push(r));
+    }
+    this.queue.push({ frame, live });
+    this.wake?.();
+  }
+
+  /** Resolves when the queue is empty and no frame is in flight. */
+  async drained(): Promise<void> {
+    while (this.queue.length > 0 || !this.idle) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private async run(): Promise<void> {
+    while (this.running || this.queue.length > 0) {
+      const next = this.queue.shift();
+      this.waiters.shift()?.();
+      if (!next) {
+        this.idle = true;
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+        continue;
+      }
+      this.idle = false;
+      try {
+        await this.process(next.frame, next.live);
+      } catch (err) {
+        this.d.metrics.inc('facefleet_frame_errors_total', 'Frames that failed in the pipeline', 1, { source: next.frame.source });
+        this.d.log.warn({ source: next.frame.source, frame: next.frame.label, err: (err as Error).message }, 'frame failed');
+      }
+    }
+    this.idle = true;
+  }
+
+  private tracker(source: string, stills: boolean): Tracker {
+    let t = this.trackers.get(source);
+    if (!t) {
+      const c = this.d.config;
+      t = new Tracker(
+        { ...c.tracker, threshold: this.d.threshold, cooldownMs: c.recognition.cooldownMs, unknownEvents: c.recognition.unknownEvents, stills },
+        `${source}-`,
+      );
+      this.trackers.set(source, t);
+    }
+    return t;
+  }
+
+  private async process(frame: Frame, live: boolean): Promise<void> {
+    const { analyzer, metrics: m, config: c } = this.d;
+    const stage = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await work();
+      } finally {
+        m.observe('facefleet_stage_latency_ms', 'Per-stage latency in milliseconds', performance.now() - t0, { stage: name });
+      }
+    };
+    let image;
+    try {
+      image = await stage('decode', () => analyzer.decode(frame.bytes));
+    } catch (err) {
+      m.inc('facefleet_decode_errors_total', 'Frames that could not be decoded', 1, { source: frame.source });
+      this.d.log.warn({ source: frame.source, frame: frame.label, err: (err as Error).message }, 'cannot decode frame');
+      return;
+    }
+    const faces = (await stage('detect', () => analyzer.detect(image))).filter(
+      (f) => Math.min(f.box.width, f.box.height) >= c.recognition.minFaceSizePx && f.quality.score >= c.recognition.minQuality,
+    );
+    m.inc('facefleet_faces_total', 'Faces that passed the size and quality gates', faces.length);
+    const tracker = this.tracker(frame.source, !live);
+    const ids = tracker.associate(frame.at, faces.map((f) => f.box));
+    const wanted = faces.map((f, i) => ({ f, id: ids[i]! })).filter(({ f, id }) => tracker.wantsEmbedding(id, f.quality.score));
+    let live2 = wanted;
+    if (c.recognition.liveness && wanted.length > 0) {
+      const scores = await stage('liveness', () => Promise.all(wanted.map(({ f }) => analyzer.liveness(image, f))));
+      live2 = wanted.filter((_, i) => scores[i]! >= c.recognition.minLiveness);
+      m.inc('facefleet_liveness_rejected_total', 'Faces rejected by the liveness gate', wanted.length - live2.length);
+    }
+    if (live2.length > 0) {
+      const embedded = await stage('embed', () => analyzer.embed(live2.map((w) => w.f)));
+      embedded.forEach((e, i) => tracker.addSample(live2[i]!.id, e.embedding.vector, e.quality.score));
+    }
+    const emissions = await stage('match', () =>
+      Promise.resolve(tracker.finishFrame(frame.at, (v) => decide(this.d.gallery.search(analyzer.embedderId, v, 5), this.d.threshold))),
+    );
+    for (const e of emissions) this.emit(e, frame);
+  }
+
+  private emit(e: Emission, frame: Frame): void {
+    const event: EventMessage = {
+      id: randomUUID(),
+      deviceId: this.d.config.deviceId,
+      type: e.type,
+      subjectId: e.subjectId,
+      subject: e.subjectId !== null ? (this.d.gallery.subjectName(e.subjectId) ?? null) : null,
+      similarity: Math.round(e.similarity * 10_000) / 10_000,
+      at: new Date(frame.at).toISOString(),
+      trackId: e.trackId,
+      source: `${frame.source}:${frame.label}`,
+      modelId: this.d.analyzer.embedderId,
+      faces: e.samples,
+      quality: Math.min(1, Math.max(0, e.quality)),
+    };
+    this.d.onEvent(event);
+    this.d.metrics.inc('facefleet_events_total', 'Events produced', 1, { type: e.type });
+    this.d.log.debug({ event: event.id, type: event.type, track: e.trackId }, 'event');
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const w of this.waiters.splice(0)) w();
+    this.wake?.();
+    await this.loop;
+  }
+}

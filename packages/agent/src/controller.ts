@@ -1,0 +1,185 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { pino, type Logger } from 'pino';
+import { GalleryStore } from '@facefleet/gallery';
+import { FaceAnalyzer, findModel, loadManifest } from '@facefleet/vision';
+import { openAgentDb } from './adapters/agent-db.js';
+import { MqttLink } from './adapters/mqtt-link.js';
+import { HealthServer } from './components/health.js';
+import { Metrics } from './components/metrics.js';
+import { Outbox } from './components/outbox.js';
+import { Pipeline } from './components/pipeline.js';
+import type { AgentConfig, SourceConfig } from './config.js';
+import { FolderSource } from './sources/folder.js';
+import type { FrameSource } from './sources/source.js';
+import { SnapshotSource } from './sources/snapshot.js';
+import { StreamSource } from './sources/stream.js';
+import { WebcamSource } from './sources/webcam.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentStores {
+  db: Database.Database;
+  gallery: GalleryStore;
+  outbox: Outbox;
+}
+
+/** The agent's files in its data directory: agent.db (outbox, state) and gallery.db. */
+export function openStores(config: AgentConfig): AgentStores {
+  mkdirSync(config.dataDir, { recursive: true });
+  const db = openAgentDb(join(config.dataDir, 'agent.db'));
+  const gallery = GalleryStore.open(join(config.dataDir, 'gallery.db'));
+  return { db, gallery, outbox: new Outbox(db, config.outbox) };
+}
+
+/**
+ * Composition root: config -> logger -> stores -> models -> outbox/link -> pipeline -> sources
+ * -> health. Started in that order and stopped in reverse. Fails fast at start (config, models,
+ * database, port); stays up at run time (sources, network, bad frames are logged and counted).
+ */
+export class Controller {
+  readonly metrics = new Metrics();
+  readonly log: Logger;
+  private stores?: AgentStores;
+  private analyzer?: FaceAnalyzer;
+  private link?: MqttLink;
+  private pipeline?: Pipeline;
+  private sources: FrameSource[] = [];
+  private health?: HealthServer;
+  healthPort = 0;
+  private runtimeTimer?: NodeJS.Timeout;
+
+  constructor(readonly config: AgentConfig, log?: Logger) {
+    this.log = log ?? pino({ level: config.logLevel, base: { deviceId: config.deviceId } }, pino.destination(2));
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const stores = (this.stores = openStores(c));
+    const analyzer = (this.analyzer = await FaceAnalyzer.open({
+      ...(c.recognition.detector !== undefined ? { detector: c.recognition.detector } : {}),
+      ...(c.recognition.embedder !== undefined ? { embedder: c.recognition.embedder } : {}),
+      threads: c.recognition.threads,
+      liveness: c.recognition.liveness,
+    }));
+    stores.gallery.assertModel(analyzer.embedderId);
+    const manifest = loadManifest();
+    const threshold = c.recognition.threshold ?? findModel(analyzer.embedderId, manifest).threshold ?? 0.3;
+    const m = this.metrics;
+    m.gauge('facefleet_outbox_depth', 'Events stored and not yet confirmed by the hub', () => stores.outbox.depth());
+    m.gauge('facefleet_outbox_dropped_total', 'Undelivered events dropped by the outbox limits', () => {
+      const k = stores.outbox.counters();
+      return { '{reason="full"}': k.droppedFull ?? 0, '{reason="age"}': k.droppedAge ?? 0 };
+    });
+    m.gauge('facefleet_gallery_templates', 'Templates in the local gallery', () => stores.gallery.listSubjects().reduce((n, s) => n + s.templates, 0));
+    m.gauge('facefleet_gallery_sequence', 'Gallery sequence per gallery', () =>
+      Object.fromEntries(Object.entries(stores.gallery.sequences()).map(([g, seq]) => [`{gallery="${g}"}`, seq])),
+    );
+    m.gauge('facefleet_model_info', 'Loaded models', () => ({ [`{detector="${analyzer.detectorId}",embedder="${analyzer.embedderId}"}`]: 1 }));
+    m.gauge('facefleet_link_connected', 'MQTT link state (1 connected)', () => (this.link?.state === 'connected' ? 1 : 0));
+
+    this.link = new MqttLink({
+      config: c,
+      agentVersion: AGENT_VERSION,
+      due: (limit) => stores.outbox.due(limit, c.outbox.retryMs),
+      markSent: (ids) => stores.outbox.markSent(ids),
+      onAck: (ids) => {
+        const n = stores.outbox.markDelivered(ids);
+        m.inc('facefleet_events_acked_total', 'Events confirmed by the hub', n);
+      },
+      onReconnect: () => stores.outbox.resetInFlight(),
+      status: () => ({
+        at: new Date().toISOString(),
+        agentVersion: AGENT_VERSION,
+        models: { detector: analyzer.detectorId, embedder: analyzer.embedderId },
+        galleries: stores.gallery.sequences(),
+        outboxDepth: stores.outbox.depth(),
+        counters: { framesDropped: m.get('facefleet_frames_dropped_total') },
+      }),
+      log: this.log.child({ component: 'link' }),
+      onDrop: (reason) => {
+        m.inc('facefleet_messages_dropped_total', 'Invalid inbound messages dropped');
+        this.log.warn({ reason }, 'dropped invalid message');
+      },
+    });
+    this.pipeline = new Pipeline({
+      config: c,
+      analyzer,
+      gallery: stores.gallery,
+      metrics: m,
+      threshold,
+      onEvent: (event) => {
+        stores.outbox.add(event);
+        void this.link?.flush();
+      },
+      log: this.log.child({ component: 'pipeline' }),
+    });
+    this.health = new HealthServer(c.health.host, c.health.port, () => this.healthReport(), () => m.render());
+    this.healthPort = await this.health.start();
+    this.log.info({ port: this.healthPort, host: c.health.host }, 'health endpoint listening');
+    this.link.start();
+    this.pipeline.start();
+    this.writeRuntime();
+    this.runtimeTimer = setInterval(() => this.writeRuntime(), 2000);
+    this.sources = c.sources.map((s) => this.makeSource(s, stores.db));
+    for (const s of this.sources) s.start((frame) => this.pipeline!.offer(frame, s.live));
+    this.log.info({ sources: this.sources.length, detector: analyzer.detectorId, embedder: analyzer.embedderId, threshold }, 'agent started');
+  }
+
+  private makeSource(s: SourceConfig, db: Database.Database): FrameSource {
+    const log = this.log.child({ component: 'source', source: s.name });
+    const onError = (message: string): void => {
+      this.metrics.inc('facefleet_source_errors_total', 'Source errors (capture, stream, network)', 1, { source: s.name });
+      log.warn({ err: message }, 'source error');
+    };
+    switch (s.type) {
+      case 'folder': {
+        db.exec('CREATE TABLE IF NOT EXISTS folder_seen (source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key))');
+        const has = db.prepare('SELECT 1 FROM folder_seen WHERE source = ? AND key = ?');
+        const add = db.prepare('INSERT OR IGNORE INTO folder_seen (source, key) VALUES (?, ?)');
+        return new FolderSource(s.name, s.path, s.pollMs, { has: (k) => has.get(s.name, k) !== undefined, add: (k) => void add.run(s.name, k) }, onError);
+      }
+      case 'stream':
+        return new StreamSource(s.name, s.url, { loop: s.loop, fps: s.fps }, onError);
+      case 'snapshot':
+        return new SnapshotSource(s.name, s.url, s.intervalMs, onError);
+      case 'webcam':
+        return new WebcamSource(s.name, s, onError);
+    }
+  }
+
+  healthReport(): Record<string, unknown> {
+    return {
+      status: 'ok',
+      deviceId: this.config.deviceId,
+      link: this.link?.state ?? 'disabled',
+      outboxDepth: this.stores?.outbox.depth() ?? 0,
+      sources: Object.fromEntries(this.sources.map((s) => [s.name, s.stats])),
+    };
+  }
+
+  /** Wait until every discrete source has been read and the pipeline is idle (tests, one-shot runs). */
+  async drained(): Promise<void> {
+    await this.pipeline?.drained();
+  }
+
+  /** For `facefleet agent status` from another process: pid, link state, health port. */
+  private writeRuntime(): void {
+    const value = JSON.stringify({ pid: process.pid, link: this.link?.state ?? 'disabled', healthPort: this.healthPort, at: new Date().toISOString() });
+    this.stores?.db.prepare("INSERT INTO kv (key, value) VALUES ('runtime', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(value);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.runtimeTimer);
+    for (const s of this.sources) await s.stop().catch(() => undefined);
+    await this.pipeline?.stop();
+    await this.link?.stop().catch(() => undefined);
+    await this.health?.stop();
+    await this.analyzer?.close();
+    if (this.stores?.db.open) this.stores.db.prepare("DELETE FROM kv WHERE key = 'runtime'").run();
+    this.stores?.gallery.close();
+    this.stores?.db.close();
+    this.log.info({}, 'agent stopped');
+  }
+}

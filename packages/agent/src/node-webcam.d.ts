@@ -1,0 +1,4 @@
+declare module 'node-webcam' {
+  const NodeWebcam: unknown;
+  export default NodeWebcam;
+}

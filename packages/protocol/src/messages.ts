@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** A recognition event as it travels device -> hub. Ids are UUIDs made on the device. */
+export const eventMessage = z.object({
+  id: z.string().min(8).max(64),
+  deviceId: z.string().min(1),
+  type: z.enum(['recognition', 'unknown']),
+  subjectId: z.string().nullable(),
+  subject: z.string().nullable(),
+  similarity: z.number().min(-1).max(1),
+  at: z.string().datetime({ offset: true }),
+  trackId: z.string().optional(),
+  source: z.string().optional(),
+  modelId: z.string(),
+  faces: z.number().int().min(1).optional(),
+  quality: z.number().min(0).max(1).optional(),
+});
+export type EventMessage = z.infer<typeof eventMessage>;
+
+export const ackMessage = z.object({ ids: z.array(z.string()).min(1).max(10_000) });
+export type AckMessage = z.infer<typeof ackMessage>;
+
+export const stateMessage = z.object({
+  online: z.boolean(),
+  at: z.string(),
+  agentVersion: z.string().optional(),
+});
+export type StateMessage = z.infer<typeof stateMessage>;
+
+export const statusMessage = z.object({
+  at: z.string(),
+  agentVersion: z.string(),
+  models: z.object({ detector: z.string(), embedder: z.string() }),
+  galleries: z.record(z.string(), z.number().int().min(0)),
+  outboxDepth: z.number().int().min(0),
+  counters: z.record(z.string(), z.number()),
+});
+export type StatusMessage = z.infer<typeof statusMessage>;
+
+/**
+ * Parse and validate an inbound payload. Returns a value or a reason: invalid input from the
+ * network is logged and dropped by the caller, never thrown through a daemon.
+ */
+export function parseMessage<T>(schema: z.ZodType<T>, payload: Buffer | string): { ok: true; value: T } | { ok: false; reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'payload is not JSON' };
+  }
+  const r = schema.safeParse(json);
+  if (r.success) return { ok: true, value: r.data };
+  const issue = r.error.issues[0];
+  return { ok: false, reason: issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid payload' };
+}
