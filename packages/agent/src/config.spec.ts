@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'agent-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const file = (yaml: string): string => {
+  const p = join(dir, `c${n++}.yaml`);
+  writeFileSync(p, yaml);
+  return p;
+};
+
+describe('agent config', () => {
+  it('fills sensible defaults and resolves paths against the config file', () => {
+    const c = loadConfig(file('deviceId: cam-1\ndataDir: ./data\nsources:\n  - {type: folder, path: in}\n'), {}, {});
+    expect(c.dataDir).toBe(join(dir, 'data'));
+    expect(c.sources).toEqual([{ type: 'folder', name: 'folder0', path: join(dir, 'in'), pollMs: 500 }]);
+    expect(c.mqtt).toBeNull();
+    expect(c.health.port).toBe(0);
+    expect(c.recognition.unknownEvents).toBe(false);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('lets env override the file', () => {
+    const c = loadConfig(file('deviceId: cam-1\ndataDir: d\nsources: []\n'), {}, { FACEFLEET_AGENT_MQTT_URL: 'mqtt://127.0.0.1:1999', FACEFLEET_AGENT_MQTT_PASSWORD: 's3cret', FACEFLEET_AGENT_DEVICE_ID: 'cam-9' });
+    expect(c.deviceId).toBe('cam-9');
+    expect(c.mqtt).toMatchObject({ url: 'mqtt://127.0.0.1:1999', password: 's3cret' });
+  });
+
+  it.each([
+    ['dataDir: d\nsources: []\n', 'config: deviceId is required'],
+    ['deviceId: a/b\ndataDir: d\nsources: []\n', 'deviceId must not contain'],
+    ['deviceId: a\ndataDir: d\nsources: {}\n', 'sources must be a list'],
+    ['deviceId: a\ndataDir: d\nsources:\n  - {type: usb}\n', 'sources[0].type must be folder, stream, snapshot or webcam, got "usb"'],
+    ['deviceId: a\ndataDir: d\nsources:\n  - {type: stream}\n', 'sources[0].url is required'],
+    ['deviceId: a\ndataDir: d\nsources: []\nhealth: {port: 70000}\n', 'health.port must be a number from 0 to 65535'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmqtt: {url: "http://x"}\n', 'mqtt.url must start with mqtt://'],
+    ['deviceId: a\ndataDir: d\nsources: []\nrecognition: {unknownEvents: "yes"}\n', 'recognition.unknownEvents must be true or false'],
+    ['deviceId: a\ndataDir: d\nsources: []\ncamera: 1\n', 'unknown key "camera"'],
+    ['deviceId: [a\n', 'is not valid YAML'],
+    ['- just a list\n', 'must be a YAML mapping'],
+  ])('refuses %j with a message naming the field', (yaml, message) => {
+    expect(() => loadConfig(file(yaml), {}, {})).toThrow(expect.objectContaining({ code: 'config', message: expect.stringContaining(message) as string }));
+  });
+
+  it('says which file it cannot read', () => {
+    expect(() => loadConfig(join(dir, 'missing.yaml'), {}, {})).toThrow(/cannot read config .*missing\.yaml \(ENOENT\)/);
+  });
+});
