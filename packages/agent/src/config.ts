@@ -5,7 +5,7 @@ import { ConfigError } from '@facefleet/protocol';
 
 export type SourceConfig =
   | { type: 'folder'; path: string; name: string; pollMs: number }
-  | { type: 'stream'; url: string; loop: boolean; name: string; fps: number }
+  | { type: 'stream'; url: string; loop: boolean; name: string; fps: number; listen: boolean }
   | { type: 'snapshot'; url: string; intervalMs: number; name: string }
   | { type: 'webcam'; device: string; width: number; height: number; fps: number; name: string };
 
@@ -189,7 +189,14 @@ function source(s: unknown, i: number, base: string, c: Checkers): SourceConfig 
     case 'folder':
       return { type, name, path: resolve(base, c.str(o.path, `${f}.path`)!), pollMs: c.num(o.pollMs, `${f}.pollMs`, 500, 50) };
     case 'stream':
-      return { type, name, url: c.str(o.url, `${f}.url`)!, loop: c.bool(o.loop, `${f}.loop`, false), fps: c.num(o.fps, `${f}.fps`, 10, 0.1, 120) };
+      return {
+        type,
+        name,
+        url: c.str(o.url, `${f}.url`)!,
+        loop: c.bool(o.loop, `${f}.loop`, false),
+        fps: c.num(o.fps, `${f}.fps`, 10, 0.1, 120),
+        listen: c.bool(o.listen, `${f}.listen`, false),
+      };
     case 'snapshot':
       return { type, name, url: c.str(o.url, `${f}.url`)!, intervalMs: c.num(o.intervalMs, `${f}.intervalMs`, 1000, 50) };
     case 'webcam':

@@ -98,6 +98,7 @@ export class Controller {
         counters: { framesDropped: m.get('facefleet_frames_dropped_total') },
       }),
       log: this.log.child({ component: 'link' }),
+      onState: () => this.writeRuntime(),
       onDrop: (reason) => {
         m.inc('facefleet_messages_dropped_total', 'Invalid inbound messages dropped');
         this.log.warn({ reason }, 'dropped invalid message');
@@ -141,7 +142,7 @@ export class Controller {
         return new FolderSource(s.name, s.path, s.pollMs, { has: (k) => has.get(s.name, k) !== undefined, add: (k) => void add.run(s.name, k) }, onError);
       }
       case 'stream':
-        return new StreamSource(s.name, s.url, { loop: s.loop, fps: s.fps }, onError);
+        return new StreamSource(s.name, s.url, { loop: s.loop, fps: s.fps, listen: s.listen }, onError);
       case 'snapshot':
         return new SnapshotSource(s.name, s.url, s.intervalMs, onError);
       case 'webcam':

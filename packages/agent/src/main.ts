@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { FacefleetError, isInputError } from '@facefleet/protocol';
-import { enrolFiles } from '@facefleet/gallery';
+import { enrolFiles, GalleryStore } from '@facefleet/gallery';
 import { FaceAnalyzer, loadManifest } from '@facefleet/vision';
 import { loadConfig, type AgentConfig } from './config.js';
 import { AGENT_VERSION, Controller, openStores } from './controller.js';
 
 const USAGE = `usage: facefleet agent --config <agent.yaml> [--health-port <n>] [--log-level <level>]
        facefleet agent enroll --config <agent.yaml> --subject <name> <image...> [--json]
+       facefleet agent import --config <agent.yaml> <gallery.db> [--json]
        facefleet agent events --config <agent.yaml> [--json] [--limit <n>]
        facefleet agent status --config <agent.yaml> [--json]`;
 
@@ -30,6 +31,8 @@ export async function agentMain(argv: string[], io: AgentIo = stdio): Promise<nu
         return await runDaemon(rest, io);
       case 'enroll':
         return await enrollVerb(rest, io);
+      case 'import':
+        return importVerb(rest, io);
       case 'events':
         return eventsVerb(rest, io);
       case 'status':
@@ -119,6 +122,33 @@ async function enrollVerb(argv: string[], io: AgentIo): Promise<number> {
     return results.some((r) => r.status === 'ok' || r.status === 'duplicate') ? 0 : 2;
   } finally {
     await analyzer.close();
+    stores.gallery.close();
+    stores.db.close();
+  }
+}
+
+/** Seed a standalone agent from a gallery file made by `facefleet enroll` (same embedder). */
+function importVerb(argv: string[], io: AgentIo): number {
+  const { values, positionals } = args(argv);
+  const cfg = config(values.config);
+  if (positionals.length !== 1) throw new FacefleetError('usage', `import takes one gallery file\n${USAGE}`);
+  const source = GalleryStore.open(positionals[0]!, { mustExist: true, readonly: true });
+  const stores = openStores(cfg);
+  try {
+    let added = 0;
+    let duplicates = 0;
+    const templates = source.exportTemplates();
+    for (const t of templates) {
+      const subject = stores.gallery.ensureSubject(t.subject);
+      const r = stores.gallery.addTemplate(subject.id, { modelId: t.modelId, vector: t.vector, ...(t.sourceSha256 !== null ? { sourceSha256: t.sourceSha256 } : {}), ...(t.quality !== null ? { quality: t.quality } : {}) });
+      if (r.added) added++;
+      else duplicates++;
+    }
+    const subjects = stores.gallery.listSubjects().length;
+    io.out(values.json === true ? JSON.stringify({ added, duplicates, subjects }) : `imported ${added} templates (${duplicates} already present); ${subjects} subjects in ${cfg.dataDir}/gallery.db`);
+    return 0;
+  } finally {
+    source.close();
     stores.gallery.close();
     stores.db.close();
   }

@@ -16,6 +16,7 @@ export interface LinkDeps {
   status: () => StatusMessage;
   log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
   onDrop: (reason: string) => void;
+  onState?: (state: LinkState) => void;
 }
 
 /**
@@ -59,6 +60,7 @@ export class MqttLink {
       backoffMs = 1000;
       client.options.reconnectPeriod = backoffMs;
       this.state = 'connected';
+      this.d.onState?.(this.state);
       this.connects++;
       this.d.log.info({ url: m.url }, 'mqtt connected');
       const online = { online: true, at: new Date().toISOString(), agentVersion: this.d.agentVersion };
@@ -70,7 +72,10 @@ export class MqttLink {
     });
     client.on('close', () => {
       if (this.state === 'connected') this.d.log.warn({}, 'mqtt connection lost');
-      if (this.state !== 'disabled') this.state = 'offline';
+      if (this.state !== 'disabled' && this.state !== 'offline') {
+        this.state = 'offline';
+        this.d.onState?.(this.state);
+      }
       backoffMs = Math.min(30_000, backoffMs * 2);
       client.options.reconnectPeriod = backoffMs;
     });

@@ -49,6 +49,7 @@ export class Pipeline {
         const dropIndex = this.queue.findIndex((q) => q.live);
         if (dropIndex >= 0) {
           const [dropped] = this.queue.splice(dropIndex, 1);
+          dropped!.frame.done?.();
           m.inc('facefleet_frames_dropped_total', 'Frames dropped because inference was behind', 1, { source: dropped!.frame.source });
         } else {
           m.inc('facefleet_frames_dropped_total', 'Frames dropped because inference was behind', 1, { source: frame.source });
@@ -84,6 +85,7 @@ export class Pipeline {
         this.d.metrics.inc('facefleet_frame_errors_total', 'Frames that failed in the pipeline', 1, { source: next.frame.source });
         this.d.log.warn({ source: next.frame.source, frame: next.frame.label, err: (err as Error).message }, 'frame failed');
       }
+      next.frame.done?.();
     }
     this.idle = true;
   }

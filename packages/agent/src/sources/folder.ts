@@ -63,9 +63,9 @@ export class FolderSource implements FrameSource {
         if (!firstScan && previous !== e.size) continue;
         try {
           const bytes = await readFile(join(this.dir, e.file));
-          this.seen.add(e.key);
           this.stats.frames++;
-          await emit({ source: this.name, at: Date.now(), bytes, label: e.file });
+          // Remembered only once processed: a crash before that reprocesses the file on restart.
+          await emit({ source: this.name, at: Date.now(), bytes, label: e.file, done: () => this.seen.add(e.key) });
         } catch (err) {
           this.fail(`${e.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         }

@@ -5,6 +5,8 @@ export interface Frame {
   bytes: Uint8Array;
   /** File name (folder source) or sequence number, for logs and events. */
   label: string;
+  /** Called once the frame is fully processed (its events stored), or dropped. */
+  done?: () => void;
 }
 
 export type SourceState = 'starting' | 'running' | 'backoff' | 'ended' | 'stopped';

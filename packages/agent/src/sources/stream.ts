@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Backoff, sleep, type Emit, type FrameSource, type SourceStats } from './source.js';
 
 /**
- * RTSP/HTTP streams and video files through an ffmpeg child process, re-encoded to MJPEG at
+ * RTSP/HTTP streams (pulled, or with `listen` an RTSP camera pushing to us) and video files through an ffmpeg child process, re-encoded to MJPEG at
  * `fps` and split on JPEG end-of-image markers. Files play at their native rate (`-re`), once or
  * looped; a stream that ends or fails is restarted with backoff. Damage inside a stream is
  * counted (ffmpeg's error lines), never fatal.
@@ -17,7 +17,7 @@ export class StreamSource implements FrameSource {
   constructor(
     readonly name: string,
     private readonly url: string,
-    private readonly opts: { loop: boolean; fps: number; ffmpeg?: string },
+    private readonly opts: { loop: boolean; fps: number; listen?: boolean; ffmpeg?: string },
     private readonly onError: (message: string) => void,
   ) {}
 
@@ -52,8 +52,13 @@ export class StreamSource implements FrameSource {
     if (this.isFile) {
       if (this.opts.loop) args.push('-stream_loop', '-1');
       args.push('-re');
+    } else if (this.url.startsWith('rtsp') && this.opts.listen === true) {
+      // The camera pushes to us (RTSP ANNOUNCE/RECORD): ffmpeg listens on the URL's port.
+      args.push('-rtsp_flags', 'listen');
     } else if (this.url.startsWith('rtsp')) {
       args.push('-rtsp_transport', 'tcp', '-timeout', '5000000');
+    } else if (/^https?:/.test(this.url)) {
+      args.push('-rw_timeout', '10000000', '-reconnect', '1', '-reconnect_streamed', '1');
     }
     args.push('-i', this.url, '-an', '-vf', `fps=${this.opts.fps}`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '3', 'pipe:1');
     return new Promise((resolve) => {

@@ -122,6 +122,17 @@ export class GalleryStore {
     return Object.fromEntries(rows.map((r) => [r.key.slice(4), Number(r.value)]));
   }
 
+  /** Every template with its subject's name (for export and import between galleries). */
+  exportTemplates(): { subject: string; modelId: string; vector: Float32Array; sourceSha256: string | null; quality: number | null }[] {
+    const rows = this.db
+      .prepare(
+        `SELECT s.name AS subject, t.model_id AS modelId, t.vector, t.source_sha256 AS sourceSha256, t.quality
+         FROM templates t JOIN subjects s ON s.id = t.subject_id ORDER BY s.name, t.created_at`,
+      )
+      .all() as { subject: string; modelId: string; vector: Buffer; sourceSha256: string | null; quality: number | null }[];
+    return rows.map((r) => ({ ...r, vector: new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength)) }));
+  }
+
   /** Model ids that have templates here. */
   modelIds(): string[] {
     return (this.db.prepare('SELECT DISTINCT model_id AS m FROM templates ORDER BY m').all() as { m: string }[]).map((r) => r.m);
