@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AckPeer, until } from '../packages/agent/src/testing/ack-peer.js';
+import { AckPeer } from '../packages/agent/src/testing/ack-peer.js';
 import { freePort, TestBroker } from '../packages/agent/src/testing/broker.js';
 import { agentEvents, metric, metrics, startAgent, writeYaml, type AgentProcess } from './agent-process.js';
 import { facefleet } from './cli.js';

@@ -208,6 +208,7 @@ function source(s: unknown, i: number, base: string, c: Checkers): SourceConfig 
         height: c.num(o.height, `${f}.height`, 720, 16, 8192),
         fps: c.num(o.fps, `${f}.fps`, 2, 0.1, 60),
       };
+    case undefined:
     default:
       throw new ConfigError(`config: ${f}.type must be folder, stream, snapshot or webcam, got ${JSON.stringify(o.type)}`);
   }

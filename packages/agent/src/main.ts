@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type Database from 'better-sqlite3';
 import { FacefleetError, isInputError } from '@facefleet/protocol';
 import { enrolFiles, GalleryStore } from '@facefleet/gallery';
 import { FaceAnalyzer, loadManifest } from '@facefleet/vision';
@@ -209,7 +210,7 @@ function statusVerb(argv: string[], io: AgentIo): number {
   }
 }
 
-function readRuntime(db: import('better-sqlite3').Database): { pid: number; link: string; healthPort: number } | undefined {
+function readRuntime(db: Database.Database): { pid: number; link: string; healthPort: number } | undefined {
   const row = db.prepare("SELECT value FROM kv WHERE key = 'runtime'").get() as { value: string } | undefined;
   return row ? (JSON.parse(row.value) as { pid: number; link: string; healthPort: number }) : undefined;
 }

@@ -10,7 +10,7 @@ import type { RgbImage } from './image/raster.js';
 import { livenessScore, type LivenessModel } from './liveness/minifasnet.js';
 import { findModel, loadManifest, modelFile, type ModelEntry } from './models/manifest.js';
 import { openSession } from './models/session.js';
-import { StageTimes, timedSession } from './models/timing.js';
+import { timedSession, type StageTimes } from './models/timing.js';
 import { faceQuality, type FaceQuality } from './quality/quality.js';
 
 export interface VisionConfig {

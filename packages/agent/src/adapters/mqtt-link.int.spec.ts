@@ -89,8 +89,8 @@ describe('MQTT link on a real in-process aedes broker', () => {
     a.link.start();
     await until(() => peer.states.get(a.deviceId)?.online === true, 5000, 'online');
     // Cut the TCP connection under the client (no DISCONNECT packet): the broker publishes the will.
-    const client = (a.link as unknown as { client: { stream: { destroy(): void }; end(force: boolean): void } }).client;
-    client.options = { ...(client as unknown as { options: object }).options, reconnectPeriod: 0 } as never;
+    const client = (a.link as unknown as { client: { options: { reconnectPeriod: number }; stream: { destroy(): void }; end(force: boolean): void } }).client;
+    client.options.reconnectPeriod = 0;
     client.stream.destroy();
     await until(() => peer.states.get(a.deviceId)?.online === false, 10_000, 'offline will');
     client.end(true);

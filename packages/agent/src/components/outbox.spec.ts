@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventMessage } from '@facefleet/protocol';
 import { openAgentDb } from '../adapters/agent-db.js';
@@ -66,10 +69,7 @@ describe('Outbox', () => {
     expect(outbox.counters()).toEqual({ droppedAge: 1 });
   });
 
-  it('keeps every stored event across a reopen of the file', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
+  it('keeps every stored event across a reopen of the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
     try {
       const path = join(dir, 'agent.db');
