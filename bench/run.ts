@@ -2,13 +2,14 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchAgentRss, benchAgentVideos, type RssResult, type VideoResult } from './agent.js';
 import { benchCore, type CoreResult } from './core.js';
 import { machine } from './machine.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' } }, strict: true });
-const parts = values.part ?? ['core'];
-const known = ['core'];
+const known = ['core', 'agent', 'agent-rss'];
+const parts = values.part ?? known;
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
 if (!existsSync(join(dataDir, 'edge_demo'))) throw new Error(`bench needs the sample data: ${dataDir} is absent (set FACEFLEET_DATA_DIR)`);
@@ -23,6 +24,14 @@ if (parts.includes('core')) {
   const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
   results.core = core;
   results.floorRatio = core.floorRatio;
+}
+
+if (parts.includes('agent')) {
+  results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }) };
+}
+if (parts.includes('agent-rss')) {
+  const cli = join(here, '..', 'packages', 'cli', 'bin', 'facefleet.js');
+  results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }) };
 }
 
 writeFileSync(resultsPath, JSON.stringify(results, null, 2) + '\n');
@@ -53,6 +62,28 @@ function report(r: Record<string, unknown>): string {
       `**floorRatio = ${core.floorRatio}** (pipeline time from file bytes to match result / the session.run time it contains); by stage: detect ${core.floorRatioByStage.detect}, embed ${core.floorRatioByStage.embed}.`,
       '',
       '`detectorModel` and `embedderModel` are the session.run calls inside `detect` and `embed`; `decode` is sharp from file bytes to upright RGB; `align` includes quality.',
+      '',
+    );
+  }
+  const agent = r.agent as { videos?: VideoResult[]; rss?: RssResult } | undefined;
+  if (agent?.videos) {
+    lines.push(
+      '## Agent pipeline on the demo videos',
+      '',
+      'Every frame at native size through the agent\'s real Pipeline (decode, detect, gates, tracker, embed of the frames the tracker wants, match), fed as fast as it takes them.',
+      '',
+      '| video | size | frames | faces | frames/s | decode ms | detect ms | embed ms | match ms |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...agent.videos.map((v) => `| ${v.video} | ${v.width}x${v.height} | ${v.frames} | ${v.faces} | ${v.fps} | ${v.stageMsMean.decode} | ${v.stageMsMean.detect} | ${v.stageMsMean.embed} | ${v.stageMsMean.match} |`),
+      '',
+    );
+  }
+  if (agent?.rss) {
+    const x = agent.rss;
+    lines.push(
+      '## Agent memory over a video loop',
+      '',
+      `The daemon as a process, Megamind.avi looped through a stream source at 10 frames/s for ${x.minutes} min, RSS sampled every 10 s: median ${x.rssMb.median} MB (${x.rssMb.min}..${x.rssMb.max}); growth after ${x.warmupMin} min of warm-up: **${x.growthMbPerMin} MB/min** (least-squares slope).`,
       '',
     );
   }

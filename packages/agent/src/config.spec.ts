@@ -46,6 +46,13 @@ describe('agent config', () => {
     expect(() => loadConfig(file(yaml), {}, {})).toThrow(expect.objectContaining({ code: 'config', message: expect.stringContaining(message) as string }));
   });
 
+  it('accepts the example config shipped in deploy/', () => {
+    const c = loadConfig(join(import.meta.dirname, '..', '..', '..', 'deploy', 'agent', 'agent.example.yaml'), {}, {});
+    expect(c.deviceId).toBe('door-1');
+    expect(c.sources[0]).toMatchObject({ type: 'webcam', device: '/dev/video0' });
+    expect(c.mqtt?.url).toBe('mqtts://hub.example.com:8883');
+  });
+
   it('says which file it cannot read', () => {
     expect(() => loadConfig(join(dir, 'missing.yaml'), {}, {})).toThrow(/cannot read config .*missing\.yaml \(ENOENT\)/);
   });

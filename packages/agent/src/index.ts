@@ -5,3 +5,4 @@ export * from './components/tracker.js';
 export * from './components/outbox.js';
 export * from './components/metrics.js';
 export * from './adapters/agent-db.js';
+export * from './components/pipeline.js';
