@@ -20,6 +20,7 @@ export class FolderSource implements FrameSource {
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private scanned = false;
+  private readonly inFlight = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -56,7 +57,7 @@ export class FolderSource implements FrameSource {
       const firstScan = !this.scanned;
       for (const e of entries) {
         if (this.abort.signal.aborted) break;
-        if (this.seen.has(e.key)) continue;
+        if (this.seen.has(e.key) || this.inFlight.has(e.key)) continue;
         const previous = sizes.get(e.file);
         sizes.set(e.file, e.size);
         // Files there at start are complete; a new one must keep its size for one poll first.
@@ -64,8 +65,19 @@ export class FolderSource implements FrameSource {
         try {
           const bytes = await readFile(join(this.dir, e.file));
           this.stats.frames++;
-          // Remembered only once processed: a crash before that reprocesses the file on restart.
-          await emit({ source: this.name, at: Date.now(), bytes, label: e.file, done: () => this.seen.add(e.key) });
+          // Remembered only once processed (a crash before that reprocesses it on restart); until
+          // then it is in flight, so the next poll does not queue it a second time.
+          this.inFlight.add(e.key);
+          await emit({
+            source: this.name,
+            at: Date.now(),
+            bytes,
+            label: e.file,
+            done: () => {
+              this.seen.add(e.key);
+              this.inFlight.delete(e.key);
+            },
+          });
         } catch (err) {
           this.fail(`${e.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         }
