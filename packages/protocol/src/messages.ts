@@ -53,3 +53,36 @@ export function parseMessage<T>(schema: z.ZodType<T>, payload: Buffer | string):
   const issue = r.error.issues[0];
   return { ok: false, reason: issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid payload' };
 }
+
+/** Device -> hub: "send me what changed since these sequences" (0 = nothing yet). */
+export const syncRequestMessage = z.object({ galleries: z.record(z.string(), z.number().int().min(0)) });
+export type SyncRequestMessage = z.infer<typeof syncRequestMessage>;
+
+export const templateWire = z.object({ id: z.string(), modelId: z.string(), vector: z.string() });
+
+export const galleryChange = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('upsert'), subjectId: z.string(), name: z.string(), templates: z.array(templateWire) }),
+  z.object({ op: z.literal('delete'), subjectId: z.string() }),
+]);
+export type GalleryChange = z.infer<typeof galleryChange>;
+
+/**
+ * Hub -> device: the changes of one gallery from `fromSeq` (exclusive) to `toSeq`, each change
+ * already resolved to the subject's current state; `snapshot` replaces the gallery wholesale.
+ */
+export const syncChangesMessage = z.object({
+  galleryId: z.string(),
+  fromSeq: z.number().int().min(0),
+  toSeq: z.number().int().min(0),
+  snapshot: z.boolean(),
+  changes: z.array(galleryChange),
+});
+export type SyncChangesMessage = z.infer<typeof syncChangesMessage>;
+
+/** Hub -> device, retained: what the device is assigned. */
+export const deviceConfigMessage = z.object({ galleries: z.array(z.string()) });
+export type DeviceConfigMessage = z.infer<typeof deviceConfigMessage>;
+
+/** Hub -> devices, retained: a gallery's head sequence. */
+export const galleryHeadMessage = z.object({ galleryId: z.string(), seq: z.number().int().min(0) });
+export type GalleryHeadMessage = z.infer<typeof galleryHeadMessage>;

@@ -63,6 +63,46 @@ describe('GalleryStore (real SQLite file)', () => {
     g.close();
   });
 
+  it('applies hub changes in one go: upserts, deletes, snapshots, other-model templates skipped, local seeds replaced', () => {
+    const g = GalleryStore.open(path);
+    const seed = g.ensureSubject('Local seed');
+    g.addTemplate(seed.id, { modelId: 'm1', vector: vec(0, 0, 1) });
+    const r1 = g.applySync('gal', {
+      snapshot: true,
+      toSeq: 2,
+      changes: [
+        { op: 'upsert', subjectId: 'hub-ann', name: 'Ann', templates: [{ id: 't1', modelId: 'm1', vector: vec(1, 0, 0) }, { id: 't2', modelId: 'other', vector: vec(1, 0) }] },
+        { op: 'upsert', subjectId: 'hub-bob', name: 'Bob', templates: [{ id: 't3', modelId: 'm1', vector: vec(0, 1, 0) }] },
+      ],
+    }, 'm1');
+    expect(r1).toEqual({ upserts: 2, deletes: 0, skippedTemplates: 1 });
+    expect(g.listSubjects().map((s) => s.name)).toEqual(['Ann', 'Bob']); // the local seed is gone
+    expect(g.sequences()).toEqual({ gal: 2 });
+    expect(g.search('m1', vec(1, 0, 0), 1)[0]!.subjectId).toBe('hub-ann');
+    g.applySync('gal', { snapshot: false, toSeq: 3, changes: [{ op: 'delete', subjectId: 'hub-ann' }] }, 'm1');
+    expect(g.listSubjects().map((s) => s.name)).toEqual(['Bob']);
+    expect(g.search('m1', vec(1, 0, 0), 5).map((h) => h.subjectId)).toEqual(['hub-bob']);
+    g.dropGallery('gal');
+    expect(g.listSubjects()).toEqual([]);
+    expect(g.sequences()).toEqual({});
+    g.close();
+  });
+
+  it('migrates a gallery made by the first schema without losing templates', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const old = new Database(path);
+    old.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE subjects (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+      CREATE TABLE templates (id TEXT PRIMARY KEY, subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE, model_id TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL, source_sha256 TEXT, quality REAL, created_at TEXT NOT NULL);
+      INSERT INTO subjects VALUES ('s1', 'Ann', '2026-01-01');
+      PRAGMA user_version = 1;`);
+    old.prepare("INSERT INTO templates VALUES ('t1', 's1', 'm1', 2, ?, NULL, NULL, '2026-01-01')").run(Buffer.from(vec(1, 0).buffer));
+    old.close();
+    const g = GalleryStore.open(path);
+    expect(g.listSubjects().map((s) => [s.name, s.templates])).toEqual([['Ann', 1]]);
+    g.close();
+  });
+
   it('says clearly when a gallery to read does not exist or is not a database', () => {
     expect(() => GalleryStore.open(join(dir, 'missing.db'), { mustExist: true })).toThrow(/does not exist/);
     const bad = join(dir, 'bad.db');

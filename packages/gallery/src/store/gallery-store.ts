@@ -20,6 +20,10 @@ export interface TemplateInput {
   quality?: number;
 }
 
+export type SyncChange =
+  | { op: 'upsert'; subjectId: string; name: string; templates: { id: string; modelId: string; vector: Float32Array }[] }
+  | { op: 'delete'; subjectId: string };
+
 export interface GalleryOpenOptions {
   /** Refuse to create a new file (commands that only read a gallery). */
   mustExist?: boolean;
@@ -50,10 +54,10 @@ export class GalleryStore {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
       }
-      db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
       if (options.readonly !== true) migrate(db);
       else db.prepare('SELECT 1 FROM subjects LIMIT 1').get();
+      db.pragma('foreign_keys = ON');
     } catch (err) {
       throw new ConfigError(`cannot open gallery ${path}: ${(err as Error).message}`, { cause: err });
     }
@@ -120,6 +124,60 @@ export class GalleryStore {
   sequences(): Record<string, number> {
     const rows = this.db.prepare("SELECT key, value FROM meta WHERE key LIKE 'seq:%'").all() as { key: string; value: string }[];
     return Object.fromEntries(rows.map((r) => [r.key.slice(4), Number(r.value)]));
+  }
+
+  /**
+   * Apply one gallery's changes from the hub in one transaction: upserts replace a subject's
+   * name and templates (templates of a model other than `modelId` are skipped and counted),
+   * deletes drop the membership; subjects left in no gallery are erased, local seeds included
+   * (a managed agent's galleries are the hub's). Records `toSeq` as the gallery's sequence.
+   */
+  applySync(
+    galleryId: string,
+    sync: { snapshot: boolean; toSeq: number; changes: readonly SyncChange[] },
+    modelId: string,
+  ): { upserts: number; deletes: number; skippedTemplates: number } {
+    let upserts = 0, deletes = 0, skippedTemplates = 0;
+    this.db.transaction(() => {
+      if (sync.snapshot) this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
+      const now = new Date().toISOString();
+      for (const c of sync.changes) {
+        if (c.op === 'delete') {
+          this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ? AND subject_id = ?').run(galleryId, c.subjectId);
+          deletes++;
+          continue;
+        }
+        this.db.prepare('INSERT INTO subjects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name').run(c.subjectId, c.name, now);
+        this.db.prepare('DELETE FROM templates WHERE subject_id = ?').run(c.subjectId);
+        for (const t of c.templates) {
+          if (t.modelId !== modelId) {
+            skippedTemplates++;
+            continue;
+          }
+          const blob = Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength);
+          this.db
+            .prepare('INSERT INTO templates (id, subject_id, model_id, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING')
+            .run(t.id, c.subjectId, t.modelId, t.vector.length, blob, now);
+        }
+        this.db.prepare('INSERT OR IGNORE INTO gallery_members (gallery_id, subject_id) VALUES (?, ?)').run(galleryId, c.subjectId);
+        upserts++;
+      }
+      this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
+      this.setMeta(`seq:${galleryId}`, String(sync.toSeq));
+      this.setMeta('managed', '1');
+    })();
+    this.indexes.clear();
+    return { upserts, deletes, skippedTemplates };
+  }
+
+  /** Forget a gallery no longer assigned (its members stay if another gallery holds them). */
+  dropGallery(galleryId: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
+      this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
+      this.db.prepare('DELETE FROM meta WHERE key = ?').run(`seq:${galleryId}`);
+    })();
+    this.indexes.clear();
   }
 
   /** Every template with its subject's name (for export and import between galleries). */

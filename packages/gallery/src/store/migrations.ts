@@ -21,9 +21,18 @@ const MIGRATIONS: string[] = [
    CREATE INDEX templates_subject ON templates(subject_id);
    CREATE INDEX templates_model ON templates(model_id);
    CREATE UNIQUE INDEX templates_source ON templates(subject_id, model_id, source_sha256) WHERE source_sha256 IS NOT NULL;`,
+  // Galleries synced from a hub: membership per gallery; hub subject names need not be unique.
+  `CREATE TABLE subjects2 (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+   INSERT INTO subjects2 SELECT id, name, created_at FROM subjects;
+   DROP TABLE subjects;
+   ALTER TABLE subjects2 RENAME TO subjects;
+   CREATE INDEX subjects_name ON subjects(name);
+   CREATE TABLE gallery_members (gallery_id TEXT NOT NULL, subject_id TEXT NOT NULL, PRIMARY KEY (gallery_id, subject_id));`,
 ];
 
+/** Runs with foreign keys off (a table rebuild must not cascade), and turns them on after. */
 export function migrate(db: Database): void {
+  db.pragma('foreign_keys = OFF');
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`database schema version ${current} is newer than this facefleet (${MIGRATIONS.length})`);
@@ -34,4 +43,5 @@ export function migrate(db: Database): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+  db.pragma('foreign_keys = ON');
 }
