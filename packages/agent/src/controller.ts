@@ -6,6 +6,7 @@ import { GalleryStore } from '@facefleet/gallery';
 import { FaceAnalyzer, findModel, loadManifest } from '@facefleet/vision';
 import { openAgentDb } from './adapters/agent-db.js';
 import { MqttLink } from './adapters/mqtt-link.js';
+import { GallerySync } from './components/gallery-sync.js';
 import { HealthServer } from './components/health.js';
 import { Metrics } from './components/metrics.js';
 import { Outbox } from './components/outbox.js';
@@ -44,6 +45,7 @@ export class Controller {
   private stores?: AgentStores;
   private analyzer?: FaceAnalyzer;
   private link?: MqttLink;
+  private gallerySync?: GallerySync;
   private pipeline?: Pipeline;
   private sources: FrameSource[] = [];
   private health?: HealthServer;
@@ -99,11 +101,17 @@ export class Controller {
       }),
       log: this.log.child({ component: 'link' }),
       onState: () => this.writeRuntime(),
+      onConnected: () => this.gallerySync?.onConnected(),
+      onMessage: (topic, payload) => {
+        if (!this.gallerySync?.onMessage(topic, payload)) m.inc('facefleet_messages_dropped_total', 'Invalid inbound messages dropped');
+      },
       onDrop: (reason) => {
         m.inc('facefleet_messages_dropped_total', 'Invalid inbound messages dropped');
         this.log.warn({ reason }, 'dropped invalid message');
       },
     });
+    this.gallerySync = new GallerySync(c.deviceId, stores.gallery, analyzer.embedderId, this.link, this.log.child({ component: 'gallery-sync' }));
+    m.gauge('facefleet_gallery_batches_applied_total', 'Gallery change batches applied', () => this.gallerySync?.applied ?? 0);
     this.pipeline = new Pipeline({
       config: c,
       analyzer,
@@ -175,6 +183,7 @@ export class Controller {
     clearInterval(this.runtimeTimer);
     for (const s of this.sources) await s.stop().catch(() => undefined);
     await this.pipeline?.stop();
+    this.gallerySync?.stop();
     await this.link?.stop().catch(() => undefined);
     await this.health?.stop();
     await this.analyzer?.close();

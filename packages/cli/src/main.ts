@@ -1,5 +1,6 @@
 import { FacefleetError, isInputError } from '@facefleet/protocol';
 import { agentMain } from '@facefleet/agent';
+import { hubMain } from '@facefleet/hub';
 import { UsageError } from './args.js';
 import { dataCommand, demoCommand } from './commands/demo.js';
 import { detectCommand } from './commands/detect.js';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<numb
   demo: demoCommand,
   data: dataCommand,
   agent: (argv, io) => agentMain(argv, io),
+  hub: (argv, io) => hubMain(argv, io),
 };
 
 const HELP = `facefleet: face recognition on edge cameras
@@ -36,7 +38,8 @@ usage: facefleet <command> [options]
   forget --gallery <db> --subject <name>          erase a subject and its templates
   models fetch [--mirror <dir>] | models list [--json]
   eval pairs --pairs <pairs.txt> --root <dir> [--json]
-  agent --config <agent.yaml>                     run the edge agent daemon (also: agent enroll|events|status)
+  agent --config <agent.yaml>                     run the edge agent daemon (also: agent enroll|import|events|status)
+  hub [--port n] [--mqtt-port n] [--data-dir d]   run the hub (also: hub create-key --data-dir d --role r)
   demo                                            enrol the sample people and identify group photos
   data fetch                                      download the demo's sample files (where ../shared/data is absent)
 

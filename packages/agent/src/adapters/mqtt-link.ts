@@ -17,6 +17,10 @@ export interface LinkDeps {
   log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
   onDrop: (reason: string) => void;
   onState?: (state: LinkState) => void;
+  /** Called after each (re)connect, once the link's own subscriptions are made. */
+  onConnected?: () => void;
+  /** Messages on topics other than acks (gallery sync, config). */
+  onMessage?: (topic: string, payload: Buffer) => void;
 }
 
 /**
@@ -65,9 +69,10 @@ export class MqttLink {
       this.d.log.info({ url: m.url }, 'mqtt connected');
       const online = { online: true, at: new Date().toISOString(), agentVersion: this.d.agentVersion };
       client.publish(topics.state(id), JSON.stringify(online), { qos: 1, retain: true });
-      client.subscribe(topics.acks(id), { qos: 1 });
+      client.subscribe([topics.acks(id), topics.config(id), topics.syncChanges(id)], { qos: 1 });
       this.d.onReconnect();
       this.publishStatus();
+      this.d.onConnected?.();
       void this.flush();
     });
     client.on('close', () => {
@@ -81,7 +86,10 @@ export class MqttLink {
     });
     client.on('error', (err) => this.d.log.warn({ err: err.message }, 'mqtt error'));
     client.on('message', (topic, payload) => {
-      if (topic !== topics.acks(id)) return;
+      if (topic !== topics.acks(id)) {
+        this.d.onMessage?.(topic, payload);
+        return;
+      }
       const parsed = parseMessage(ackMessage, payload);
       if (!parsed.ok) {
         this.d.onDrop(`ack: ${parsed.reason}`);
@@ -113,7 +121,19 @@ export class MqttLink {
     }
   }
 
-  private publishStatus(): void {
+  publish(topic: string, payload: string): void {
+    if (this.client?.connected) this.client.publish(topic, payload, { qos: 1 });
+  }
+
+  subscribe(topic: string): void {
+    this.client?.subscribe(topic, { qos: 1 });
+  }
+
+  unsubscribe(topic: string): void {
+    this.client?.unsubscribe(topic);
+  }
+
+  publishStatus(): void {
     if (!this.client?.connected) return;
     this.client.publish(topics.status(this.d.config.deviceId), JSON.stringify(this.d.status()), { qos: 0 });
   }

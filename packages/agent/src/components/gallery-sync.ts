@@ -1,0 +1,132 @@
+import type { GalleryStore } from '@facefleet/gallery';
+import {
+  decodeVector,
+  deviceConfigMessage,
+  galleryHeadMessage,
+  parseMessage,
+  syncChangesMessage,
+  topics,
+  type SyncChangesMessage,
+} from '@facefleet/protocol';
+
+export interface SyncLink {
+  publish(topic: string, payload: string): void;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  publishStatus(): void;
+}
+
+/**
+ * The agent's side of gallery sync: follows its assignment (retained config), watches the heads
+ * of its galleries, asks for what changed since its sequences, and applies each batch in one
+ * SQLite transaction (a gap in the sequence means: ask again). Works entirely from the log, so a
+ * device that was offline catches up with enrolments and erasures alike.
+ */
+export class GallerySync {
+  private assigned: string[] | undefined;
+  private requestTimer?: NodeJS.Timeout;
+  applied = 0;
+  dropped = 0;
+
+  constructor(
+    private readonly deviceId: string,
+    private readonly gallery: GalleryStore,
+    private readonly modelId: string,
+    private readonly link: SyncLink,
+    private readonly log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void },
+  ) {}
+
+  onConnected(): void {
+    for (const g of this.assigned ?? []) this.link.subscribe(topics.galleryHead(g));
+    this.requestSoon();
+  }
+
+  /** Returns true when the message was a sync message (handled or dropped). */
+  onMessage(topic: string, payload: Buffer): boolean {
+    if (topic === topics.config(this.deviceId)) {
+      const m = parseMessage(deviceConfigMessage, payload);
+      if (!m.ok) return this.drop(topic, m.reason);
+      this.setAssignment(m.value.galleries);
+      return true;
+    }
+    if (topic === topics.syncChanges(this.deviceId)) {
+      const m = parseMessage(syncChangesMessage, payload);
+      if (!m.ok) return this.drop(topic, m.reason);
+      this.apply(m.value);
+      return true;
+    }
+    if (topic.endsWith('/head')) {
+      const m = parseMessage(galleryHeadMessage, payload);
+      if (!m.ok) return this.drop(topic, m.reason);
+      const local = this.gallery.sequences()[m.value.galleryId] ?? 0;
+      if (this.assigned?.includes(m.value.galleryId) === true && m.value.seq !== local) this.requestSoon();
+      return true;
+    }
+    return false;
+  }
+
+  private setAssignment(galleries: string[]): void {
+    const before = this.assigned ?? Object.keys(this.gallery.sequences());
+    for (const g of before) {
+      if (galleries.includes(g)) continue;
+      this.link.unsubscribe(topics.galleryHead(g));
+      this.gallery.dropGallery(g);
+      this.log.info({ gallery: g }, 'gallery unassigned: dropped');
+    }
+    for (const g of galleries) this.link.subscribe(topics.galleryHead(g));
+    this.assigned = galleries;
+    this.requestSoon();
+  }
+
+  private apply(m: SyncChangesMessage): void {
+    if (this.assigned !== undefined && !this.assigned.includes(m.galleryId)) return;
+    const local = this.gallery.sequences()[m.galleryId] ?? 0;
+    if (!m.snapshot && m.fromSeq !== local) {
+      // Out of order or a gap: ask for what we miss instead of applying a partial history.
+      if (m.toSeq !== local) this.requestSoon();
+      return;
+    }
+    if (!m.snapshot && m.changes.length === 0 && m.toSeq === local) {
+      this.link.publishStatus();
+      return;
+    }
+    const r = this.gallery.applySync(
+      m.galleryId,
+      {
+        snapshot: m.snapshot,
+        toSeq: m.toSeq,
+        changes: m.changes.map((c) =>
+          c.op === 'delete' ? c : { ...c, templates: c.templates.map((t) => ({ id: t.id, modelId: t.modelId, vector: decodeVector(t.vector) })) },
+        ),
+      },
+      this.modelId,
+    );
+    this.applied++;
+    this.log.info({ gallery: m.galleryId, seq: m.toSeq, snapshot: m.snapshot, ...r }, 'gallery changes applied');
+    if (r.skippedTemplates > 0) this.log.warn({ gallery: m.galleryId, skipped: r.skippedTemplates, modelId: this.modelId }, 'templates of another model skipped');
+    this.link.publishStatus();
+  }
+
+  /** Coalesce bursts (a head per enrolment) into one request. */
+  private requestSoon(): void {
+    clearTimeout(this.requestTimer);
+    this.requestTimer = setTimeout(() => this.request(), 50);
+  }
+
+  private request(): void {
+    const seqs = this.gallery.sequences();
+    const galleries = this.assigned ?? Object.keys(seqs);
+    if (galleries.length === 0 && this.assigned === undefined) return; // wait for the config
+    this.link.publish(topics.syncRequest(this.deviceId), JSON.stringify({ galleries: Object.fromEntries(galleries.map((g) => [g, seqs[g] ?? 0])) }));
+  }
+
+  private drop(topic: string, reason: string): true {
+    this.dropped++;
+    this.log.warn({ topic, reason }, 'dropped invalid sync message');
+    return true;
+  }
+
+  stop(): void {
+    clearTimeout(this.requestTimer);
+  }
+}

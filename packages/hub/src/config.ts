@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '@facefleet/protocol';
+
+export interface HubConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Embedded broker port (0 = a free one); ignored with mqttUrl. */
+  mqttPort: number;
+  mqttHost: string;
+  /** External broker instead of the embedded one. */
+  mqttUrl?: string;
+  mqttUsername?: string;
+  mqttPassword?: string;
+  maxUploadBytes: number;
+  /** Events older than this many days are purged (0 = keep). */
+  eventRetentionDays: number;
+  detector?: string;
+  embedder?: string;
+  threads: number;
+}
+
+const DEFAULTS: HubConfig = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: 'hub-data',
+  mqttPort: 1883,
+  mqttHost: '127.0.0.1',
+  maxUploadBytes: 20 * 1024 * 1024,
+  eventRetentionDays: 90,
+  threads: 0,
+};
+
+/** Defaults, then the YAML file, then env (FACEFLEET_HUB_*), then flags; frozen. */
+export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, file?: string, env: NodeJS.ProcessEnv = process.env): HubConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (file !== undefined) {
+    try {
+      const raw = parseYaml(readFileSync(file, 'utf8')) as unknown;
+      if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) fromFile = raw as Record<string, unknown>;
+      else throw new Error('not a YAML mapping');
+    } catch (err) {
+      throw new ConfigError(`cannot read hub config ${file}: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  const envMap: Partial<Record<keyof HubConfig, string | undefined>> = {
+    port: env.FACEFLEET_HUB_PORT,
+    dataDir: env.FACEFLEET_HUB_DATA_DIR,
+    mqttPort: env.FACEFLEET_HUB_MQTT_PORT,
+    mqttUrl: env.FACEFLEET_HUB_MQTT_URL,
+    mqttUsername: env.FACEFLEET_HUB_MQTT_USERNAME,
+    mqttPassword: env.FACEFLEET_HUB_MQTT_PASSWORD,
+  };
+  const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile };
+  for (const [k, v] of Object.entries(envMap)) if (v !== undefined && v !== '') merged[k] = v;
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
+  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'detector', 'embedder']);
+  for (const k of Object.keys(merged)) if (!known.has(k)) throw new ConfigError(`hub config: unknown key "${k}"`);
+  const int = (k: keyof HubConfig, min: number, max: number): number => {
+    const n = Number(merged[k]);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`hub config: ${k} must be an integer from ${min} to ${max}, got ${JSON.stringify(merged[k])}`);
+    return n;
+  };
+  const str = (k: keyof HubConfig): string | undefined => {
+    const v = merged[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(`hub config: ${k} must be a string`);
+    return String(v);
+  };
+  const c: HubConfig = {
+    port: int('port', 0, 65535),
+    host: str('host') ?? DEFAULTS.host,
+    dataDir: resolve(str('dataDir') ?? DEFAULTS.dataDir),
+    mqttPort: int('mqttPort', 0, 65535),
+    mqttHost: str('mqttHost') ?? DEFAULTS.mqttHost,
+    maxUploadBytes: int('maxUploadBytes', 1024, 1 << 30),
+    eventRetentionDays: int('eventRetentionDays', 0, 100_000),
+    threads: int('threads', 0, 256),
+  };
+  const url = str('mqttUrl');
+  if (url !== undefined) {
+    if (!/^(mqtts?|wss?|tcp):\/\//.test(url)) throw new ConfigError(`hub config: mqttUrl must start with mqtt:// or mqtts://, got "${url}"`);
+    c.mqttUrl = url;
+  }
+  for (const k of ['mqttUsername', 'mqttPassword', 'detector', 'embedder'] as const) {
+    const v = str(k);
+    if (v !== undefined) c[k] = v;
+  }
+  return Object.freeze(c);
+}

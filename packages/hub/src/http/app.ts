@@ -1,0 +1,56 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule, type INestApplication } from '@nestjs/common';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { MulterModule, type NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { ConfigError } from '@facefleet/protocol';
+import type { Hub } from '../hub.js';
+import { ApiKeyGuard } from './auth.guard.js';
+import { DevicesController } from './devices.controller.js';
+import { ErrorsFilter } from './errors.filter.js';
+import { EventsController } from './events.controller.js';
+import { GalleriesController } from './galleries.controller.js';
+import { HealthController } from './health.controller.js';
+import { RecognitionController } from './recognition.controller.js';
+import { SubjectsController } from './subjects.controller.js';
+import { HUB } from './tokens.js';
+
+@Module({})
+class HubModule {
+  static with(hub: Hub): DynamicModule {
+    return {
+      module: HubModule,
+      // Upload limits for every multipart route (413 beyond them); files stay in memory, never on disk.
+      imports: [MulterModule.register({ limits: { fileSize: hub.config.maxUploadBytes, files: 20 } })],
+      controllers: [HealthController, SubjectsController, GalleriesController, DevicesController, EventsController, RecognitionController],
+      providers: [{ provide: HUB, useValue: hub }, { provide: APP_GUARD, useClass: ApiKeyGuard }],
+    };
+  }
+}
+
+/** The HTTP side: Nest on express, /api/v1 routes, OpenAPI at /api/openapi.json and UI at /api/docs. */
+export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port: number }> {
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: ['error', 'warn'], bodyParser: false });
+  app.useBodyParser('json', { limit: '1mb' });
+  app.useGlobalFilters(new ErrorsFilter(hub.log));
+  app.enableShutdownHooks();
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('facefleet hub')
+      .setDescription('Admin API: subjects, faces, galleries, devices, events; cloud recognition. Keys: x-api-key or Authorization: Bearer.')
+      .setVersion('0.1.0')
+      .addApiKey({ type: 'apiKey', in: 'header', name: 'x-api-key' }, 'apiKey')
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json' });
+  try {
+    await app.listen(hub.config.port, hub.config.host);
+  } catch (err) {
+    await app.close();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new ConfigError(`HTTP port ${hub.config.port} on ${hub.config.host} is already in use (choose another with --port)`);
+    throw err;
+  }
+  const address = app.getHttpServer().address() as { port: number };
+  return { app, port: address.port };
+}

@@ -1,0 +1,48 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put } from '@nestjs/common';
+import { ApiBody, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { ConflictError, NotFoundError } from '@facefleet/protocol';
+import type { Hub } from '../hub.js';
+import { HUB } from './tokens.js';
+import { jsonSchema, validate } from './validate.js';
+
+const createGallery = z.strictObject({ name: z.string().trim().min(1).max(200) });
+
+@ApiTags('galleries')
+@ApiSecurity('apiKey')
+@Controller('api/v1/galleries')
+export class GalleriesController {
+  constructor(@Inject(HUB) private readonly hub: Hub) {}
+
+  @Post()
+  @ApiBody({ schema: jsonSchema(createGallery) })
+  create(@Body() body: unknown) {
+    const { name } = validate(createGallery, body);
+    if (this.hub.galleries.list().some((g) => g.name === name)) throw new ConflictError(`a gallery named "${name}" exists`);
+    return this.hub.galleries.create(name);
+  }
+
+  @Get()
+  list() {
+    return { items: this.hub.galleries.list() };
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string) {
+    const g = this.hub.galleries.get(id);
+    if (!g) throw new NotFoundError(`no gallery with id ${id}`);
+    return { ...g, subjects: this.hub.galleries.members(id) };
+  }
+
+  @Put(':id/subjects/:subjectId')
+  async add(@Param('id') id: string, @Param('subjectId') subjectId: string) {
+    await this.hub.addToGallery(id, subjectId);
+    return { galleryId: id, subjectId, headSeq: this.hub.galleries.head(id) };
+  }
+
+  @Delete(':id/subjects/:subjectId')
+  @HttpCode(204)
+  async remove(@Param('id') id: string, @Param('subjectId') subjectId: string): Promise<void> {
+    await this.hub.removeFromGallery(id, subjectId);
+  }
+}

@@ -1,0 +1,17 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { Hub } from '../hub.js';
+import { Public } from './auth.guard.js';
+import { HUB } from './tokens.js';
+
+@ApiTags('health')
+@Controller()
+export class HealthController {
+  constructor(@Inject(HUB) private readonly hub: Hub) {}
+
+  @Get('healthz')
+  @Public()
+  health() {
+    return { status: 'ok', mqtt: this.hub.broker.url, ...this.hub.subjects.count(), events: this.hub.events.count(), ingest: { ingested: this.hub.ingest.ingested, duplicates: this.hub.ingest.duplicates, dropped: this.hub.ingest.dropped } };
+  }
+}

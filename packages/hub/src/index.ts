@@ -1,0 +1,4 @@
+export * from './main.js';
+export * from './hub.js';
+export * from './config.js';
+export * from './mqtt/broker.js';

@@ -1,0 +1,179 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ConfigError, parseDeviceTopic, TOPIC_ROOT } from '@facefleet/protocol';
+
+export type Handler = (topic: string, payload: Buffer) => void;
+
+/** What the hub needs from a broker; one embedded (aedes) and one external (mqtt.js) implementation. */
+export interface BrokerPort {
+  readonly url: string;
+  publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
+  subscribe(pattern: string, handler: Handler): Promise<void>;
+  /** Cut a device's live connection (after revocation). */
+  disconnect(clientId: string): void;
+  close(): Promise<void>;
+}
+
+/** Device access rules, enforced by the embedded broker; an external broker needs the same ACL (README). */
+export interface DeviceAccess {
+  verify(deviceId: string, secret: string): boolean;
+  galleries(deviceId: string): string[];
+}
+
+const DEVICE_PUBLISH = new Set(['state', 'events', 'status', 'sync/request']);
+const DEVICE_SUBSCRIBE = new Set(['acks', 'sync/changes', 'config']);
+
+/** May this device publish on this topic? Only its own device topics; retain only its state. */
+export function devicePublishAllowed(deviceId: string, topic: string, retain: boolean): boolean {
+  const t = parseDeviceTopic(topic);
+  if (!t || t.deviceId !== deviceId || !DEVICE_PUBLISH.has(t.kind)) return false;
+  return !retain || t.kind === 'state';
+}
+
+/** May this device subscribe to this filter? Its own inbound topics and its galleries' heads; no wildcards. */
+export function deviceSubscribeAllowed(deviceId: string, filter: string, galleries: readonly string[]): boolean {
+  if (filter.includes('+') || filter.includes('#')) return false;
+  const t = parseDeviceTopic(filter);
+  if (t) return t.deviceId === deviceId && DEVICE_SUBSCRIBE.has(t.kind);
+  const m = new RegExp(`^${TOPIC_ROOT}/galleries/([^/]+)/head$`).exec(filter);
+  return m !== null && galleries.includes(m[1]!);
+}
+
+export class EmbeddedBroker implements BrokerPort {
+  private constructor(
+    private readonly aedes: Aedes,
+    private readonly server: Server,
+    readonly port: number,
+    readonly host: string,
+    private readonly sockets: Set<Socket>,
+  ) {}
+
+  get url(): string {
+    return `mqtt://${this.host}:${this.port}`;
+  }
+
+  static async start(port: number, host: string, access: DeviceAccess, log: (msg: string) => void): Promise<EmbeddedBroker> {
+    const aedes = await Aedes.createBroker({
+      authenticate: (client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean) => void) => {
+        const ok = username !== undefined && username === client.id && password !== undefined && access.verify(username, password.toString('utf8'));
+        if (ok) return done(null, true);
+        const err = new Error('bad username or password') as AuthenticateError;
+        err.returnCode = 4;
+        log(`mqtt: refused ${client.id}`);
+        done(err, false);
+      },
+      authorizePublish: (client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void) => {
+        if (client === null) return done(null); // the hub itself
+        if (devicePublishAllowed(client.id, packet.topic, packet.retain)) return done(null);
+        log(`mqtt: ${client.id} may not publish on ${packet.topic}`);
+        done(new Error('not authorised'));
+      },
+      authorizeSubscribe: (client: Client | null, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void) => {
+        if (client === null) return done(null, sub);
+        if (deviceSubscribeAllowed(client.id, sub.topic, access.galleries(client.id))) return done(null, sub);
+        log(`mqtt: ${client.id} may not subscribe to ${sub.topic}`);
+        done(null, null); // SUBACK failure, connection kept
+      },
+    });
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      aedes.handle(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new ConfigError(`MQTT port ${port} on ${host} is already in use (choose another with --mqtt-port)`) : err),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    return new EmbeddedBroker(aedes, server, (server.address() as AddressInfo).port, host, sockets);
+  }
+
+  publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false }, (err?: Error) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  }
+
+  subscribe(pattern: string, handler: Handler): Promise<void> {
+    return new Promise((resolve) => {
+      this.aedes.subscribe(
+        pattern,
+        (packet: PublishPacket, cb: () => void) => {
+          try {
+            handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+          } finally {
+            cb();
+          }
+        },
+        () => resolve(),
+      );
+    });
+  }
+
+  disconnect(clientId: string): void {
+    const client = (this.aedes as unknown as { clients: Record<string, { close(): void } | undefined> }).clients[clientId];
+    client?.close();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+    await new Promise<void>((r) => this.aedes.close(() => r()));
+  }
+}
+
+/** An external broker (Mosquitto, EMQX, ...) through an mqtt.js client with the hub's own credentials. */
+export class ExternalBroker implements BrokerPort {
+  private readonly handlers: { pattern: string; handler: Handler }[] = [];
+  private constructor(
+    private readonly client: MqttClient,
+    readonly url: string,
+  ) {
+    client.on('message', (topic, payload) => {
+      for (const h of this.handlers) if (matches(h.pattern, topic)) h.handler(topic, payload);
+    });
+  }
+
+  static async connect(url: string, opts: { username?: string; password?: string; clientId: string }): Promise<ExternalBroker> {
+    try {
+      const client = await mqtt.connectAsync(url, { clientId: opts.clientId, clean: true, reconnectPeriod: 1000, ...(opts.username ? { username: opts.username } : {}), ...(opts.password ? { password: opts.password } : {}) });
+      return new ExternalBroker(client, url);
+    } catch (err) {
+      throw new ConfigError(`cannot connect to MQTT broker ${url}: ${(err as Error).message}`);
+    }
+  }
+
+  async publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false });
+  }
+
+  async subscribe(pattern: string, handler: Handler): Promise<void> {
+    this.handlers.push({ pattern, handler });
+    await this.client.subscribeAsync(pattern, { qos: 1 });
+  }
+
+  disconnect(): void {
+    // An external broker's ACL/auth backend must drop revoked devices (see README).
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+/** MQTT topic filter match (+ one level, # the rest). */
+export function matches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

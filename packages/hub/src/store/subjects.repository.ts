@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import type { HubDb } from './hub-db.js';
+
+export interface SubjectRow {
+  id: string;
+  name: string;
+  consentAt: string | null;
+  purpose: string | null;
+  deleteAfter: string | null;
+  createdAt: string;
+  updatedAt: string;
+  templates: number;
+}
+
+export interface TemplateRow {
+  id: string;
+  subjectId: string;
+  modelId: string;
+  vector: Float32Array;
+  quality: number | null;
+}
+
+const SELECT = `SELECT s.id, s.name, s.consent_at AS consentAt, s.purpose, s.delete_after AS deleteAfter,
+  s.created_at AS createdAt, s.updated_at AS updatedAt, (SELECT COUNT(*) FROM templates t WHERE t.subject_id = s.id) AS templates
+  FROM subjects s`;
+
+export class SubjectsRepository {
+  constructor(private readonly db: HubDb) {}
+
+  create(s: { name: string; consentAt?: string | null; purpose?: string | null; deleteAfter?: string | null }): SubjectRow {
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    this.db
+      .prepare('INSERT INTO subjects (id, name, consent_at, purpose, delete_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, s.name, s.consentAt ?? null, s.purpose ?? null, s.deleteAfter ?? null, now, now);
+    return this.get(id)!;
+  }
+
+  get(id: string): SubjectRow | undefined {
+    return this.db.prepare(`${SELECT} WHERE s.id = ?`).get(id) as SubjectRow | undefined;
+  }
+
+  /** Page by name then id; `after` is the last row of the previous page. */
+  list(q: { search?: string; limit: number; after?: { name: string; id: string } }): SubjectRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.search) {
+      where.push("s.name LIKE ? ESCAPE '\\'");
+      args.push(`%${q.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
+    }
+    if (q.after) {
+      where.push('(s.name > ? OR (s.name = ? AND s.id > ?))');
+      args.push(q.after.name, q.after.name, q.after.id);
+    }
+    const sql = `${SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY s.name, s.id LIMIT ?`;
+    return this.db.prepare(sql).all(...args, q.limit) as SubjectRow[];
+  }
+
+  update(id: string, patch: { name?: string; consentAt?: string | null; purpose?: string | null; deleteAfter?: string | null }): SubjectRow | undefined {
+    const cols: [string, unknown][] = [];
+    if (patch.name !== undefined) cols.push(['name', patch.name]);
+    if (patch.consentAt !== undefined) cols.push(['consent_at', patch.consentAt]);
+    if (patch.purpose !== undefined) cols.push(['purpose', patch.purpose]);
+    if (patch.deleteAfter !== undefined) cols.push(['delete_after', patch.deleteAfter]);
+    cols.push(['updated_at', new Date().toISOString()]);
+    this.db.prepare(`UPDATE subjects SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map(([, v]) => v), id);
+    return this.get(id);
+  }
+
+  delete(id: string): boolean {
+    return this.db.prepare('DELETE FROM subjects WHERE id = ?').run(id).changes > 0;
+  }
+
+  /** Subjects whose delete-after date has passed. */
+  expired(now: Date): string[] {
+    return (this.db.prepare('SELECT id FROM subjects WHERE delete_after IS NOT NULL AND delete_after <= ?').all(now.toISOString()) as { id: string }[]).map((r) => r.id);
+  }
+
+  addTemplate(t: { subjectId: string; modelId: string; vector: Float32Array; quality: number; sourceSha256: string }): { id: string; added: boolean } {
+    const dup = this.db.prepare('SELECT id FROM templates WHERE subject_id = ? AND model_id = ? AND source_sha256 = ?').get(t.subjectId, t.modelId, t.sourceSha256) as { id: string } | undefined;
+    if (dup) return { id: dup.id, added: false };
+    const id = randomUUID();
+    this.db
+      .prepare('INSERT INTO templates (id, subject_id, model_id, vector, quality, source_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, t.subjectId, t.modelId, Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength), t.quality, t.sourceSha256, new Date().toISOString());
+    this.db.prepare('UPDATE subjects SET updated_at = ? WHERE id = ?').run(new Date().toISOString(), t.subjectId);
+    return { id, added: true };
+  }
+
+  templates(subjectIds: readonly string[]): TemplateRow[] {
+    if (subjectIds.length === 0) return [];
+    const rows = this.db
+      .prepare(`SELECT id, subject_id AS subjectId, model_id AS modelId, vector, quality FROM templates WHERE subject_id IN (${subjectIds.map(() => '?').join(',')})`)
+      .all(...subjectIds) as (Omit<TemplateRow, 'vector'> & { vector: Buffer })[];
+    return rows.map((r) => ({ ...r, vector: new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength)) }));
+  }
+
+  count(): { subjects: number; templates: number } {
+    const s = this.db.prepare('SELECT COUNT(*) AS n FROM subjects').get() as { n: number };
+    const t = this.db.prepare('SELECT COUNT(*) AS n FROM templates').get() as { n: number };
+    return { subjects: s.n, templates: t.n };
+  }
+}
