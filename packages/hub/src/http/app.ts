@@ -33,7 +33,6 @@ export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port
   const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: ['error', 'warn'], bodyParser: false });
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalFilters(new ErrorsFilter(hub.log));
-  app.enableShutdownHooks();
   const doc = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()

@@ -1,0 +1,222 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics } from '@facefleet/protocol';
+import { agentEvents, startAgent, writeYaml, type AgentProcess } from './agent-process.js';
+import { facefleet, json } from './cli.js';
+import { data, hasData } from './helpers.js';
+import { api, createKey, startHub, type HubProcess } from './hub-process.js';
+
+interface Device {
+  id: string;
+  secret: string;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check().catch(() => false)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents + the embedded broker, as processes', () => {
+  let root: string;
+  let hubDir: string;
+  let hub: HubProcess;
+  let admin: ReturnType<typeof api>;
+  let viewer: ReturnType<typeof api>;
+  const devices: Device[] = [];
+  const agents: (AgentProcess | undefined)[] = [];
+  const configs: string[] = [];
+  const subjects: Record<string, string> = {};
+
+  const person = (p: string, n: number): string => data('faceapi_bbt', 'identities', p, `${p}${n}.png`);
+  async function startAgentN(i: number): Promise<void> {
+    agents[i] = await startAgent(configs[i]!);
+  }
+  async function enrol(name: string): Promise<string> {
+    const s = (await (await admin.post('/api/v1/subjects', { name })).json()) as { id: string };
+    const r = (await (await admin.upload(`/api/v1/subjects/${s.id}/faces`, [1, 2, 3].map((n) => person(name, n)))).json()) as { results: { status: string }[] };
+    expect(r.results.map((x) => x.status)).toEqual(['ok', 'ok', 'ok']);
+    subjects[name] = s.id;
+    return s.id;
+  }
+  const status = async (d: Device) => (await (await admin.get(`/api/v1/devices/${d.id}`)).json()) as { online: boolean; synced: boolean; galleries: { id: string; seq: number; headSeq: number }[] };
+  const agentSubjects = async (i: number): Promise<string[]> =>
+    json<{ subjects: { name: string }[] }>(await facefleet(['subjects', '--gallery', join(root, `agent${i}`, 'data', 'gallery.db'), '--json'])).subjects.map((s) => s.name).sort();
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'facefleet-hub-e2e-'));
+    hubDir = join(root, 'hub');
+    const adminKey = await createKey(hubDir, 'admin');
+    const viewerKey = await createKey(hubDir, 'viewer');
+    hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir]);
+    admin = api(hub.base, adminKey);
+    viewer = api(hub.base, viewerKey);
+    for (let i = 0; i < 2; i++) {
+      const d = (await (await admin.post('/api/v1/devices', { name: `door-${i}` })).json()) as Device;
+      devices.push(d);
+      mkdirSync(join(root, `agent${i}`, 'in'), { recursive: true });
+      configs.push(
+        writeYaml(
+          join(root, `agent${i}`, 'agent.yaml'),
+          `deviceId: ${d.id}\ndataDir: ${root}/agent${i}/data\nsources:\n  - {type: folder, path: ${root}/agent${i}/in}\nmqtt: {url: "${hub.mqttUrl}", username: ${d.id}, password: "${d.secret}"}\noutbox: {retryMs: 1000}\nstatusIntervalMs: 1000\n`,
+        ),
+      );
+      await startAgentN(i);
+    }
+    await until(async () => (await status(devices[0]!)).online && (await status(devices[1]!)).online, 20_000, 'both agents online');
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const a of agents) if (a && a.proc.exitCode === null) await a.stop('SIGKILL');
+    if (hub?.proc.exitCode === null) await hub.stop('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('refuses calls without a valid key (401) and writes with a viewer key (403)', async () => {
+    expect((await api(hub.base, undefined).get('/api/v1/subjects')).status).toBe(401);
+    expect((await api(hub.base, 'ffk_wrong').get('/api/v1/subjects')).status).toBe(401);
+    expect((await viewer.get('/api/v1/subjects')).status).toBe(200);
+    expect((await viewer.post('/api/v1/subjects', { name: 'x' })).status).toBe(403);
+    expect((await viewer.del('/api/v1/subjects/whatever')).status).toBe(403);
+    expect((await fetch(`${hub.base}/healthz`)).status).toBe(200);
+    const doc = (await (await fetch(`${hub.base}/api/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/subjects', '/api/v1/subjects/{id}/faces', '/api/v1/devices/{id}', '/api/v1/events']));
+  });
+
+  it('reaches both agents’ galleries soon after enrolment over REST', async () => {
+    await enrol('raj');
+    const ms = await until(async () => (await status(devices[0]!)).synced && (await status(devices[1]!)).synced, 10_000, 'both synced');
+    expect(ms).toBeLessThan(5000); // typically well under 2 s; CI machines are shared
+    expect(await agentSubjects(0)).toEqual(['raj']);
+    expect(await agentSubjects(1)).toEqual(['raj']);
+  });
+
+  it('turns a recognition on an agent into exactly one event in the hub', async () => {
+    await enrol('penny');
+    await until(async () => (await status(devices[0]!)).synced, 10_000, 'penny synced');
+    copyFileSync(data('edge_demo', 'group', 'bbt3.jpg'), join(root, 'agent0', 'in', 'bbt3.jpg'));
+    await until(async () => (await agentEvents(configs[0]!)).length === 2 && (await agentEvents(configs[0]!)).every((e) => e.delivered), 30_000, 'events delivered');
+    const events = (await (await admin.get(`/api/v1/events?device=${devices[0]!.id}`)).json()) as { items: { subject: string; type: string; at: string }[]; next: string | null };
+    expect(events.items.map((e) => e.subject).sort()).toEqual(['penny', 'raj']);
+    expect(events.next).toBeNull();
+    const bySubject = (await (await admin.get(`/api/v1/events?subject=${subjects.raj}&limit=1`)).json()) as { items: { subject: string }[] };
+    expect(bySubject.items).toHaveLength(1);
+  });
+
+  it('brings an agent that was offline up to date: an enrolment and an erasure both apply after it reconnects', async () => {
+    expect(await agents[1]!.stop('SIGTERM')).toBe(0);
+    await enrol('howard');
+    expect((await admin.del(`/api/v1/subjects/${subjects.raj}`)).status).toBe(204);
+    expect((await admin.get(`/api/v1/subjects/${subjects.raj}`)).status).toBe(404);
+    expect((await status(devices[1]!)).synced).toBe(false);
+    await startAgentN(1);
+    await until(async () => (await status(devices[1]!)).synced, 20_000, 'agent 1 caught up');
+    expect(await agentSubjects(1)).toEqual(['howard', 'penny']);
+    await until(async () => (await agentSubjects(0)).join() === 'howard,penny', 10_000, 'agent 0 erased raj');
+  });
+
+  it('keeps devices to their own topics and galleries; refuses wrong credentials', async () => {
+    const [a, b] = devices as [Device, Device];
+    await expect(mqtt.connectAsync(hub.mqttUrl, { clientId: a.id, username: a.id, password: 'wrong', reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(mqtt.connectAsync(hub.mqttUrl, { clientId: 'intruder', username: a.id, password: a.secret, reconnectPeriod: 0 })).rejects.toThrow();
+    const client = await mqtt.connectAsync(hub.mqttUrl, { clientId: `${a.id}`, username: a.id, password: a.secret, reconnectPeriod: 0 });
+    try {
+      const qos = async (topic: string): Promise<number> => {
+        try {
+          return (await client.subscribeAsync(topic, { qos: 1 }))[0]!.qos;
+        } catch (err) {
+          return (err as { packet?: { granted?: number[] } }).packet?.granted?.[0] ?? -1;
+        }
+      };
+      expect(await qos(topics.acks(a.id))).toBe(1);
+      expect(await qos(topics.galleryHead('default'))).toBe(1);
+      for (const forbidden of [topics.acks(b.id), topics.syncChanges(b.id), topics.galleryHead('not-assigned'), 'facefleet/v1/#']) {
+        expect([forbidden, await qos(forbidden)]).toEqual([forbidden, 128]);
+      }
+    } finally {
+      await client.endAsync(true);
+    }
+    // Publishing as B is refused: the broker drops the connection and the hub stores nothing.
+    const before = ((await (await admin.get('/api/v1/events?limit=1000')).json()) as { items: unknown[] }).items.length;
+    const spoof = await mqtt.connectAsync(hub.mqttUrl, { clientId: `${a.id}`, username: a.id, password: a.secret, reconnectPeriod: 0 });
+    spoof.publish(topics.events(b.id), JSON.stringify({ id: 'spoofed-event-1', deviceId: b.id, type: 'recognition', subjectId: null, subject: 'x', similarity: 0.9, at: new Date().toISOString(), modelId: 'm' }), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 1000));
+    await spoof.endAsync(true);
+    const after = ((await (await admin.get('/api/v1/events?limit=1000')).json()) as { items: { id: string }[] }).items;
+    expect(after.length).toBe(before);
+    // The agents reconnect on their own after being displaced by the same client id.
+    await until(async () => (await status(a)).online, 20_000, 'agent 0 back online');
+  });
+
+  it('loses and duplicates nothing when the hub restarts in the middle of a run', async () => {
+    expect(await hub.stop('SIGTERM')).toBe(0);
+    copyFileSync(data('edge_demo', 'group', 'bbt5.jpg'), join(root, 'agent1', 'in', 'bbt5.jpg'));
+    await until(async () => (await agentEvents(configs[1]!)).length >= 2, 30_000, 'agent 1 events while the hub is down');
+    expect((await agentEvents(configs[1]!)).every((e) => !e.delivered)).toBe(true);
+    const port = new URL(hub.base).port;
+    const mqttPort = new URL(hub.mqttUrl).port;
+    hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir]);
+    await until(async () => (await agentEvents(configs[1]!)).every((e) => e.delivered), 60_000, 'delivery after the hub restart');
+    const stored = (await (await admin.get(`/api/v1/events?device=${devices[1]!.id}&limit=1000`)).json()) as { items: { id: string; subject: string }[] };
+    const local = await agentEvents(configs[1]!);
+    expect(stored.items.map((e) => e.id).sort()).toEqual(local.map((e) => e.id).sort());
+    expect(stored.items.map((e) => e.subject).sort()).toEqual(['howard', 'penny']);
+  });
+
+  it('answers bad input with a clear 4xx and stays up', async () => {
+    const s = (await (await admin.post('/api/v1/subjects', { name: 'bad-input' })).json()) as { id: string };
+    const notImage = join(root, 'not-an-image.jpg');
+    writeFileSync(notImage, 'hello, not a picture');
+    const r1 = await admin.upload(`/api/v1/subjects/${s.id}/faces`, [notImage]);
+    expect(r1.status).toBe(400);
+    expect(((await r1.json()) as { message: string }).message).toMatch(/not-an-image\.jpg: not a readable image/);
+    const big = join(root, 'big.jpg');
+    writeFileSync(big, Buffer.alloc(25 * 1024 * 1024, 1));
+    expect((await admin.upload(`/api/v1/subjects/${s.id}/faces`, [big])).status).toBe(413);
+    const malformed = await admin.raw('/api/v1/subjects', '{"name":');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { message: string }).message).toMatch(/JSON/);
+    const r2 = await admin.post('/api/v1/subjects', { nam: 'typo' });
+    expect(r2.status).toBe(400);
+    expect(((await r2.json()) as { message: string }).message).toMatch(/body\.name/);
+    expect((await admin.get('/api/v1/subjects/no-such-id')).status).toBe(404);
+    expect((await admin.get('/api/v1/devices/no-such-id')).status).toBe(404);
+    expect((await admin.get('/api/v1/events?limit=abc')).status).toBe(400);
+    // A device sending garbage on its own topics is logged and dropped.
+    const [a] = devices as [Device];
+    const c = await mqtt.connectAsync(hub.mqttUrl, { clientId: `${a.id}`, username: a.id, password: a.secret, reconnectPeriod: 0 });
+    c.publish(topics.events(a.id), 'not json', { qos: 1 });
+    c.publish(topics.status(a.id), JSON.stringify({ nonsense: true }), { qos: 1 });
+    c.publish(topics.syncRequest(a.id), '{"galleries": 7}', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    await c.endAsync(true);
+    const health = (await (await fetch(`${hub.base}/healthz`)).json()) as { status: string; ingest: { dropped: number } };
+    expect(health.status).toBe('ok');
+    expect(health.ingest.dropped).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('facefleet hub: ports and keys', () => {
+  it('says in one line when a port it was told to use is taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'facefleet-hub-port-'));
+    try {
+      const first = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', dir]);
+      const port = new URL(first.base).port;
+      const r = await facefleet(['hub', '--port', port, '--mqtt-port', '0', '--data-dir', join(dir, 'b')], { timeoutMs: 60_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toBe(`facefleet hub: HTTP port ${port} on 127.0.0.1 is already in use (choose another with --port)`);
+      await first.stop();
+      const bad = await facefleet(['hub', 'create-key', '--data-dir', dir, '--role', 'root']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/--role must be one of admin, operator, viewer/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
