@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, FacefleetError } from '@facefleet/protocol';
 import { loadHubConfig, type HubConfig } from './config.js';
+import type { INestApplication } from '@nestjs/common';
 import { startHttp } from './http/app.js';
 import { Hub } from './hub.js';
 import { ROLES, type Role } from './store/keys.repository.js';
@@ -67,31 +68,37 @@ function createKey(config: HubConfig, role: string | undefined, io: HubIo): numb
   }
 }
 
-async function serve(config: HubConfig, given: { portGiven: boolean; mqttPortGiven: boolean }, io: HubIo): Promise<number> {
-  const log = (m: string): void => io.err(`hub: ${m}`);
+/**
+ * Start the hub and its HTTP side. A default port that is taken (Mosquitto holds 1883 on many
+ * machines) falls back to a free one, said in the log; a port the caller chose must be free.
+ */
+export async function startHubServer(config: HubConfig, given: { portGiven: boolean; mqttPortGiven: boolean }, log: (m: string) => void): Promise<{ hub: Hub; app: INestApplication; port: number }> {
   let hub: Hub;
   try {
     hub = await Hub.start(config, log);
   } catch (err) {
-    // Defaults that are taken (Mosquitto holds 1883 on many machines) fall back to a free port.
     if (!given.mqttPortGiven && !config.mqttUrl && err instanceof ConfigError && /MQTT port/.test(err.message)) {
       log(`MQTT port ${config.mqttPort} is taken; using a free one`);
       hub = await Hub.start({ ...config, mqttPort: 0 }, log);
     } else throw err;
   }
-  let http;
   try {
-    http = await startHttp(hub);
+    return { hub, ...(await startHttp(hub)) };
   } catch (err) {
     if (!given.portGiven && err instanceof ConfigError && /HTTP port/.test(err.message)) {
       log(`HTTP port ${config.port} is taken; using a free one`);
       (hub as { config: HubConfig }).config = { ...hub.config, port: 0 };
-      http = await startHttp(hub);
-    } else {
-      await hub.close();
-      throw err;
+      return { hub, ...(await startHttp(hub)) };
     }
+    await hub.close();
+    throw err;
   }
+}
+
+async function serve(config: HubConfig, given: { portGiven: boolean; mqttPortGiven: boolean }, io: HubIo): Promise<number> {
+  const log = (m: string): void => io.err(`hub: ${m}`);
+  const { hub, app, port } = await startHubServer(config, given, log);
+  const http = { app, port };
   const base = `http://${config.host}:${http.port}`;
   io.err(`facefleet hub: listening on ${base} (API ${base}/api/v1, docs ${base}/api/docs), MQTT ${hub.broker.url}, data ${config.dataDir}`);
   await new Promise<void>((resolve) => {

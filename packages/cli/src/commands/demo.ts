@@ -12,15 +12,16 @@ import { dataDir, fetchDemoData } from '../data.js';
 import { writeAnnotated } from '../annotate.js';
 import { table, type Io } from '../output.js';
 import { identifyImage } from '../recognize.js';
+import { fleetDemo } from './fleet-demo.js';
 
-const USAGE = 'facefleet demo [--out <dir>] [--data <dir>] [--video <file>]';
+const USAGE = 'facefleet demo [--out <dir>] [--data <dir>] [--video <file>] [--no-fleet] [--keep-running]';
 
 /**
  * The first thing a new user runs: enrol the eight faceapi_bbt people, then name every face in
  * the bbt group photos and in frames of a demo video; print a table, write annotated images.
  */
 export async function demoCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { ...VISION_OPTIONS, out: { type: 'string' }, data: { type: 'string' }, video: { type: 'string' } }, USAGE);
+  const { values } = parse(argv, { ...VISION_OPTIONS, out: { type: 'string' }, data: { type: 'string' }, video: { type: 'string' }, 'no-fleet': { type: 'boolean' }, 'keep-running': { type: 'boolean' } }, USAGE);
   const data = values.data ?? dataDir();
   if (!existsSync(join(data, 'faceapi_bbt'))) {
     io.err(`demo: sample data not found in ${data}; fetching it from upstream`);
@@ -78,11 +79,12 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
     }
     io.out(table(rows));
     io.out(`\nAnnotated images: ${relative(process.cwd(), out) || '.'}/`);
-    return 0;
   } finally {
     gallery.close();
     await analyzer.close();
   }
+  if (values['no-fleet'] !== true) await fleetDemo(data, out, io, values['keep-running'] ?? (process.stdout.isTTY && process.stdin.isTTY));
+  return 0;
 }
 
 /** Every 12th frame of a video (frame 0 first), via ffmpeg; undefined (with a note) when ffmpeg is absent. */

@@ -82,12 +82,18 @@ export class EmbeddedBroker implements BrokerPort {
       socket.on('close', () => sockets.delete(socket));
       aedes.handle(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'EADDRINUSE' ? new ConfigError(`MQTT port ${port} on ${host} is already in use (choose another with --mqtt-port)`) : err),
-      );
-      server.listen(port, host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(err.code === 'EADDRINUSE' ? new ConfigError(`MQTT port ${port} on ${host} is already in use (choose another with --mqtt-port)`) : err),
+        );
+        server.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      // aedes runs timers from createBroker on: close it, or a failed start keeps the process alive.
+      await new Promise<void>((r) => aedes.close(() => r()));
+      throw err;
+    }
     return new EmbeddedBroker(aedes, server, (server.address() as AddressInfo).port, host, sockets);
   }
 
