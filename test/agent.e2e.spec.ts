@@ -194,6 +194,21 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('facefleet agent 
     }
   }, 180_000);
 
+  it('refuses a second agent on the same data directory', async () => {
+    const { config } = await agentDir((d) => `deviceId: locked\ndataDir: ${d}/data\nsources: []\n`, false);
+    const first = await start(config);
+    const second = await facefleet(['agent', '--config', config]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/another agent \(pid \d+\) is running with data directory/);
+    expect(await first.stop('SIGTERM')).toBe(0);
+    // After a kill -9 the stale lock is taken over.
+    const third = await start(config);
+    expect(await third.stop('SIGKILL')).toBeNull();
+    const fourth = await start(config);
+    const code4 = await fourth.stop('SIGTERM');
+    expect(code4, fourth.stderr().slice(-1500)).toBe(0);
+  }, 120_000);
+
   it('exits 1 with one clear line for a bad config or a missing model', async () => {
     const bad = writeYaml(join(root, 'bad.yaml'), 'deviceId: x\ndataDir: d\nsources:\n  - {type: folder}\n');
     const r = await facefleet(['agent', '--config', bad]);

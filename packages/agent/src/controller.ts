@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { pino, type Logger } from 'pino';
 import { GalleryStore } from '@facefleet/gallery';
+import { ConfigError } from '@facefleet/protocol';
 import { FaceAnalyzer, findModel, loadManifest } from '@facefleet/vision';
 import { openAgentDb } from './adapters/agent-db.js';
 import { MqttLink } from './adapters/mqtt-link.js';
@@ -27,6 +28,38 @@ export interface AgentStores {
 }
 
 /** The agent's files in its data directory: agent.db (outbox, state) and gallery.db. */
+/**
+ * One daemon per data directory: a pid file, taken over only when its process is gone. Two
+ * agents on one outbox and folder state would each process every new file.
+ */
+function acquireLock(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, 'agent.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return path;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`cannot write ${path}: ${(err as Error).message}`);
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new ConfigError(`another agent (pid ${pid}) is running with data directory ${dataDir}`);
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new ConfigError(`cannot take the lock ${path}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function openStores(config: AgentConfig): AgentStores {
   mkdirSync(config.dataDir, { recursive: true });
   const db = openAgentDb(join(config.dataDir, 'agent.db'));
@@ -51,6 +84,7 @@ export class Controller {
   private health?: HealthServer;
   healthPort = 0;
   private runtimeTimer?: NodeJS.Timeout;
+  private lock?: string;
 
   constructor(readonly config: AgentConfig, log?: Logger) {
     this.log = log ?? pino({ level: config.logLevel, base: { deviceId: config.deviceId } }, pino.destination(2));
@@ -58,6 +92,7 @@ export class Controller {
 
   async start(): Promise<void> {
     const c = this.config;
+    this.lock = acquireLock(c.dataDir);
     const stores = (this.stores = openStores(c));
     const analyzer = (this.analyzer = await FaceAnalyzer.open({
       ...(c.recognition.detector !== undefined ? { detector: c.recognition.detector } : {}),
@@ -190,6 +225,7 @@ export class Controller {
     if (this.stores?.db.open) this.stores.db.prepare("DELETE FROM kv WHERE key = 'runtime'").run();
     this.stores?.gallery.close();
     this.stores?.db.close();
+    if (this.lock) rmSync(this.lock, { force: true });
     this.log.info({}, 'agent stopped');
   }
 }

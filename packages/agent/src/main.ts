@@ -79,7 +79,22 @@ async function runDaemon(argv: string[], io: AgentIo): Promise<number> {
   if (values['log-level'] !== undefined) overrides.logLevel = values['log-level'];
   const cfg = config(values.config, overrides);
   const final = values['health-port'] !== undefined ? { ...cfg, health: { ...cfg.health, port: Number(values['health-port']) } } : cfg;
+  // Signal listeners go in before anything else: Node installs its OS-level handler only with the
+  // first listener, so a SIGTERM that lands earlier (or between "running" and a late listener)
+  // would kill the process outright. They stay until exit (removing them inside the handler can
+  // let another library's hook re-raise the signal).
+  let stopRequested: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  let signalled = false;
   const controller = new Controller(final);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) return;
+    signalled = true;
+    controller.log.info({ signal: sig }, 'stopping');
+    stopRequested();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     await controller.start();
   } catch (err) {
@@ -87,16 +102,7 @@ async function runDaemon(argv: string[], io: AgentIo): Promise<number> {
     throw err;
   }
   io.err(`facefleet agent ${final.deviceId}: running; health on http://${final.health.host}:${controller.healthPort}/healthz`);
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals): void => {
-      controller.log.info({ signal: sig }, 'stopping');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  await stopped;
   await controller.stop();
   return 0;
 }

@@ -23,7 +23,15 @@ export class UsageError extends FacefleetError {
 }
 
 /** Strict parse: an unknown flag or a missing value is a UsageError (exit 2). */
+/** `--help` on any command: print its usage and exit 0. */
+export class HelpRequest extends Error {
+  constructor(readonly usage: string) {
+    super(usage);
+  }
+}
+
 export function parse<T extends Options>(args: string[], options: T, usage: string): Parsed<T> {
+  if (args.includes('--help') || args.includes('-h')) throw new HelpRequest(usage);
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {

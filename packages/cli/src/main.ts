@@ -1,7 +1,7 @@
 import { FacefleetError, isInputError } from '@facefleet/protocol';
 import { agentMain } from '@facefleet/agent';
 import { hubMain } from '@facefleet/hub';
-import { UsageError } from './args.js';
+import { HelpRequest, UsageError } from './args.js';
 import { dataCommand, demoCommand } from './commands/demo.js';
 import { detectCommand } from './commands/detect.js';
 import { evalCommand } from './commands/eval.js';
@@ -62,6 +62,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (!command) throw new UsageError(`unknown command "${name}" (try: facefleet --help)`);
     return await command(rest, io);
   } catch (err) {
+    if (err instanceof HelpRequest) {
+      io.out(`usage: ${err.usage}`);
+      return 0;
+    }
     return report(err, io);
   }
 }

@@ -97,19 +97,16 @@ export async function startHubServer(config: HubConfig, given: { portGiven: bool
 
 async function serve(config: HubConfig, given: { portGiven: boolean; mqttPortGiven: boolean }, io: HubIo): Promise<number> {
   const log = (m: string): void => io.err(`hub: ${m}`);
+  // Listeners first and kept until exit (see the agent's main for why).
+  let stopRequested: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  process.on('SIGTERM', () => stopRequested());
+  process.on('SIGINT', () => stopRequested());
   const { hub, app, port } = await startHubServer(config, given, log);
   const http = { app, port };
   const base = `http://${config.host}:${http.port}`;
   io.err(`facefleet hub: listening on ${base} (API ${base}/api/v1, docs ${base}/api/docs), MQTT ${hub.broker.url}, data ${config.dataDir}`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await stopped;
   await http.app.close();
   await hub.close();
   return 0;

@@ -1,4 +1,4 @@
-import { ModelError } from '@facefleet/protocol';
+import { ConfigError, ModelError } from '@facefleet/protocol';
 import { alignFace } from './align/similarity.js';
 import { detectFaces, type DetectOptions } from './detect/runner.js';
 import { ScrfdDetector } from './detect/scrfd.js';
@@ -62,8 +62,8 @@ export class FaceAnalyzer {
     const manifest = loadManifest();
     const det = findModel(config.detector ?? manifest.defaults.detector, manifest);
     const emb = findModel(config.embedder ?? manifest.defaults.embedder, manifest);
-    if (det.kind !== 'detector') throw new ModelError(`model ${det.id} is of kind ${det.kind}, not a detector`);
-    if (emb.kind !== 'embedder') throw new ModelError(`model ${emb.id} is of kind ${emb.kind}, not an embedder`);
+    if (det.kind !== 'detector') throw new ConfigError(`model ${det.id} is of kind ${det.kind}, not a detector`);
+    if (emb.kind !== 'embedder') throw new ConfigError(`model ${emb.id} is of kind ${emb.kind}, not an embedder`);
     const threads = config.threads !== undefined ? { threads: config.threads } : {};
     const detector = await openDetector(det, config.modelsDir, threads, config.times);
     const embedder = await openEmbedder(emb, config, threads);

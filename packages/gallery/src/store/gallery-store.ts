@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ConfigError, ModelError, NotFoundError } from '@facefleet/protocol';
 import { FlatIndex, type TemplateHit } from '../match/flat-index.js';
@@ -18,6 +18,20 @@ export interface TemplateInput {
   /** sha256 of the source image: the same image enrolled twice adds one template. */
   sourceSha256?: string;
   quality?: number;
+}
+
+function isSqliteFile(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const header = Buffer.alloc(16);
+      return readSync(fd, header, 0, 16, 0) === 16 && header.toString('latin1') === 'SQLite format 3\u0000';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 export type SyncChange =
@@ -46,6 +60,9 @@ export class GalleryStore {
   static open(path: string, options: GalleryOpenOptions = {}): GalleryStore {
     if (options.mustExist === true && path !== ':memory:' && !existsSync(path)) {
       throw new NotFoundError(`gallery ${path} does not exist (enroll someone first)`);
+    }
+    if (options.mustExist === true && path !== ':memory:' && !isSqliteFile(path)) {
+      throw new ConfigError(`${path} is not a gallery (not an SQLite database); nothing was changed`);
     }
     let db: Database.Database;
     try {

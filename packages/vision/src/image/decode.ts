@@ -40,7 +40,7 @@ export async function decodeImage(input: Uint8Array | string, options: DecodeOpt
   if (width <= 0 || height <= 0) throw new DecodeError(`image has no size (format ${meta.format ?? 'unknown'})`);
   if (width * height > maxPixels) {
     throw new DecodeError(
-      `image is ${width}x${height} (${(width * height / 1e6).toFixed(1)} MP), over the ${(maxPixels / 1e6).toFixed(0)} MP limit`,
+      `image is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP), over the limit of ${maxPixels.toLocaleString('en-US')} pixels`,
       { tooLarge: true },
     );
   }

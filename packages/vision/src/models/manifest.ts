@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelError } from '@facefleet/protocol';
+import { ConfigError, ModelError } from '@facefleet/protocol';
 
 export type ModelKind = 'detector' | 'embedder' | 'liveness';
 export type ModelFamily = 'yunet' | 'scrfd' | 'arcface' | 'minifasnet';
@@ -90,7 +90,7 @@ export function loadManifest(path = manifestPath()): ModelManifest {
 export function findModel(id: string, manifest = loadManifest()): ModelEntry {
   const entry = manifest.models.find((m) => m.id === id);
   if (!entry) {
-    throw new ModelError(`unknown model "${id}" (known: ${manifest.models.map((m) => m.id).join(', ')})`);
+    throw new ConfigError(`unknown model "${id}" (known: ${manifest.models.map((m) => m.id).join(', ')})`);
   }
   return entry;
 }
