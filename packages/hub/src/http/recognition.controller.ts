@@ -3,6 +3,7 @@ import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import { ApiConsumes, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { DecodeError } from '@facefleet/protocol';
 import type { Hub } from '../hub.js';
+import { MinRole } from './auth.guard.js';
 import { HUB, type UploadedFile } from './tokens.js';
 
 type Files = Record<string, UploadedFile[] | undefined> | undefined;
@@ -21,6 +22,7 @@ export class RecognitionController {
   constructor(@Inject(HUB) private readonly hub: Hub) {}
 
   @Post('detect')
+  @MinRole('viewer')
   @HttpCode(200)
   @ApiConsumes('multipart/form-data')
   @ApiOperation({ summary: 'Faces in an image (field "image"): boxes, landmarks, scores, quality' })
@@ -32,6 +34,7 @@ export class RecognitionController {
   }
 
   @Post('verify')
+  @MinRole('viewer')
   @HttpCode(200)
   @ApiConsumes('multipart/form-data')
   @ApiOperation({ summary: 'Same person? Fields "imageA" and "imageB" (largest face of each)' })
@@ -41,6 +44,7 @@ export class RecognitionController {
   }
 
   @Post('recognize')
+  @MinRole('viewer')
   @HttpCode(200)
   @ApiConsumes('multipart/form-data')
   @ApiOperation({ summary: 'Every face of an image (field "image") against a gallery (field "gallery", default: all subjects)' })
