@@ -4,11 +4,12 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchAgentRss, benchAgentVideos, type RssResult, type VideoResult } from './agent.js';
 import { benchCore, type CoreResult } from './core.js';
+import { benchHub, type HubBench } from './hub.js';
 import { machine } from './machine.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' } }, strict: true });
-const known = ['core', 'agent', 'agent-rss'];
+const known = ['core', 'agent', 'hub', 'agent-rss'];
 const parts = values.part ?? known;
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
@@ -28,6 +29,10 @@ if (parts.includes('core')) {
 
 if (parts.includes('agent')) {
   results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }) };
+}
+if (parts.includes('hub')) {
+  const hub = await benchHub({ agents: 10, eventsPerAgent: values.quick ? 500 : 2000, syncTemplates: [10_000], syncAgents: values.quick ? [10] : [10, 50], log });
+  results.hub = { ...hub, eventsPerSec: hub.eventsPerSec };
 }
 if (parts.includes('agent-rss')) {
   const cli = join(here, '..', 'packages', 'cli', 'bin', 'facefleet.js');
@@ -84,6 +89,21 @@ function report(r: Record<string, unknown>): string {
       '## Agent memory over a video loop',
       '',
       `The daemon as a process, Megamind.avi looped through a stream source at 10 frames/s for ${x.minutes} min, RSS sampled every 10 s: median ${x.rssMb.median} MB (${x.rssMb.min}..${x.rssMb.max}); growth after ${x.warmupMin} min of warm-up: **${x.growthMbPerMin} MB/min** (least-squares slope).`,
+      '',
+    );
+  }
+  const hub = r.hub as HubBench | undefined;
+  if (hub) {
+    lines.push(
+      '## Hub',
+      '',
+      `Ingestion over real MQTT (embedded aedes, each simulated agent authenticated as its own device, QoS 1): ${hub.agents} agents x ${hub.eventsPerAgent} events, timed until every event was stored in SQLite and acknowledged: **${hub.eventsPerSec} events/s** (one run).`,
+      '',
+      '| templates | agents | snapshot delivered to all (ms) | MB per agent |',
+      '|---|---|---|---|',
+      ...hub.sync.map((x) => `| ${x.templates} | ${x.agents} | ${x.ms} | ${(x.bytesPerAgent / 1e6).toFixed(1)} |`),
+      '',
+      `Hub process RSS with ${hub.rssMbWithTemplates.templates} templates (and the models loaded): ${hub.rssMbWithTemplates.rssMb} MB.`,
       '',
     );
   }

@@ -55,9 +55,25 @@ export class SyncService {
       return;
     }
     for (const g of this.devices.galleries(deviceId)) {
-      const msg = this.changesFor(g, parsed.value.galleries[g] ?? 0);
-      await this.broker.publish(topics.syncChanges(deviceId), JSON.stringify(msg), { qos: 1 });
+      await this.broker.publish(topics.syncChanges(deviceId), this.serialised(g, parsed.value.galleries[g] ?? 0), { qos: 1 });
     }
+  }
+
+  /**
+   * The same answer serves every device at the same sequence (a fleet asking for a snapshot after
+   * an enrolment burst): keep the last few, valid until the gallery's head moves.
+   */
+  private readonly cache = new Map<string, string>();
+
+  private serialised(galleryId: string, seq: number): string {
+    const key = `${galleryId}\u0000${seq}\u0000${this.galleries.head(galleryId)}`;
+    let text = this.cache.get(key);
+    if (text === undefined) {
+      text = JSON.stringify(this.changesFor(galleryId, seq));
+      if (this.cache.size >= 8) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, text);
+    }
+    return text;
   }
 
   changesFor(galleryId: string, seq: number): SyncChangesMessage {

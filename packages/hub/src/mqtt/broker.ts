@@ -110,11 +110,12 @@ export class EmbeddedBroker implements BrokerPort {
       this.aedes.subscribe(
         pattern,
         (packet: PublishPacket, cb: () => void) => {
-          try {
-            handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
-          } finally {
-            cb();
-          }
+          const topic = packet.topic;
+          const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+          cb();
+          // Off aedes' stack: a handler that publishes (an ack) would otherwise recurse through
+          // aedes once per message and overflow the stack under a burst of events.
+          setImmediate(() => handler(topic, payload));
         },
         () => resolve(),
       );
