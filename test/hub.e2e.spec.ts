@@ -220,3 +220,33 @@ describe('facefleet hub: ports and keys', () => {
     }
   }, 120_000);
 });
+
+describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + agent through the external Mosquitto on 127.0.0.1:1883', () => {
+  it('syncs the gallery and delivers an event exactly once', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'facefleet-mosquitto-'));
+    const url = process.env.FACEFLEET_TEST_MOSQUITTO_URL ?? 'mqtt://127.0.0.1:1883';
+    let hub: HubProcess | undefined;
+    let agent: AgentProcess | undefined;
+    try {
+      const key = await createKey(join(root, 'hub'), 'admin');
+      hub = await startHub(['--port', '0', '--mqtt-url', url, '--data-dir', join(root, 'hub')]);
+      expect(hub.mqttUrl).toBe(url);
+      const admin = api(hub.base, key);
+      const d = (await (await admin.post('/api/v1/devices', { name: 'via-mosquitto' })).json()) as Device;
+      mkdirSync(join(root, 'agent', 'in'), { recursive: true });
+      const config = writeYaml(join(root, 'agent', 'agent.yaml'), `deviceId: ${d.id}\ndataDir: ${root}/agent/data\nsources:\n  - {type: folder, path: ${root}/agent/in}\nmqtt: {url: "${url}", username: ${d.id}, password: "${d.secret}"}\nstatusIntervalMs: 1000\noutbox: {retryMs: 1000}\n`);
+      agent = await startAgent(config);
+      const s = (await (await admin.post('/api/v1/subjects', { name: 'sheldon' })).json()) as { id: string };
+      await admin.upload(`/api/v1/subjects/${s.id}/faces`, [1, 2, 3].map((n) => data('faceapi_bbt', 'identities', 'sheldon', `sheldon${n}.png`)));
+      await until(async () => ((await (await admin.get(`/api/v1/devices/${d.id}`)).json()) as { synced: boolean }).synced, 20_000, 'synced via mosquitto');
+      copyFileSync(data('edge_demo', 'group', 'bbt4.jpg'), join(root, 'agent', 'in', 'bbt4.jpg'));
+      await until(async () => (await agentEvents(config)).some((e) => e.delivered), 30_000, 'event delivered via mosquitto');
+      const events = (await (await admin.get(`/api/v1/events?device=${d.id}`)).json()) as { items: { subject: string }[] };
+      expect(events.items.map((e) => e.subject)).toEqual(['sheldon']);
+    } finally {
+      if (agent?.proc.exitCode === null) await agent.stop();
+      if (hub?.proc.exitCode === null) await hub.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
