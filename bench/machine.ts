@@ -17,6 +17,8 @@ export function machine(): Record<string, unknown> {
   let commit = 'unknown';
   try {
     commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execSync('git status --porcelain --untracked-files=no', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (dirty !== '') commit += '+uncommitted';
   } catch {
     /* not a git checkout */
   }

@@ -8,9 +8,9 @@ import { benchHub, type HubBench } from './hub.js';
 import { machine } from './machine.js';
 
 const here = import.meta.dirname;
-const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' } }, strict: true });
+const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' }, 'report-only': { type: 'boolean' } }, strict: true });
 const known = ['core', 'agent', 'hub', 'agent-rss'];
-const parts = values.part ?? known;
+const parts = values['report-only'] === true ? [] : (values.part ?? known);
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
 if (!existsSync(join(dataDir, 'edge_demo'))) throw new Error(`bench needs the sample data: ${dataDir} is absent (set FACEFLEET_DATA_DIR)`);
@@ -18,38 +18,47 @@ const log = (t: string): void => void process.stderr.write(`${t}\n`);
 
 const resultsPath = join(here, 'results.json');
 const previous = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as Record<string, unknown>) : {};
-const results: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString(), command: `pnpm bench ${process.argv.slice(2).join(' ')}`.trim() };
+const command = `pnpm bench ${process.argv.slice(2).join(' ')}`.trim();
+const results: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString(), command };
+/** Each part records when and how it was measured: parts can be re-run alone. */
+const measured = (): { date: string; command: string; commit: unknown } => ({ date: new Date().toISOString(), command, commit: (results.machine as Record<string, unknown>).commit });
 const threads = Number(values.threads ?? 0);
 
 if (parts.includes('core')) {
   const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
-  results.core = core;
+  results.core = { ...core, measured: measured() };
   results.floorRatio = core.floorRatio;
 }
 
 if (parts.includes('agent')) {
-  results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }) };
+  results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }), videosMeasured: measured() };
 }
 if (parts.includes('hub')) {
   const hub = await benchHub({ agents: 10, eventsPerAgent: values.quick ? 500 : 2000, syncTemplates: [10_000], syncAgents: values.quick ? [10] : [10, 50], log });
-  results.hub = { ...hub, eventsPerSec: hub.eventsPerSec };
+  results.hub = { ...hub, measured: measured() };
 }
 if (parts.includes('agent-rss')) {
   const cli = join(here, '..', 'packages', 'cli', 'bin', 'facefleet.js');
-  results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }) };
+  results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }), rssMeasured: measured() };
 }
 
 writeFileSync(resultsPath, JSON.stringify(results, null, 2) + '\n');
 writeFileSync(join(here, 'REPORT.md'), report(results));
 log(`bench: wrote ${resultsPath} and REPORT.md`);
 
+type M = { date: string; command: string; commit: unknown };
+
+function via(x: { measured?: M | undefined }): string {
+  return x.measured ? `_Measured ${x.measured.date} with \`${x.measured.command}\` at commit ${String(x.measured.commit)}._\n` : '';
+}
+
 function report(r: Record<string, unknown>): string {
   const m = r.machine as Record<string, unknown>;
   const lines = [
     '# facefleet benchmark report',
     '',
-    `Measured ${String(r.date)} on ${String(m.cpu)} (${String(m.cores)} cores, ${String(m.memoryGiB)} GiB), Node ${String(m.node)}, onnxruntime-node ${String(m.onnxruntime)}, sharp ${String(m.sharp)}, commit ${String(m.commit)}.`,
-    `Command: \`${String(r.command)}\`. Times are medians over passes, with min..max; the machine is a shared VM, so absolute times move between runs while ratios hold better.`,
+    `Machine: ${String(m.cpu)} (${String(m.cores)} cores, ${String(m.memoryGiB)} GiB), Node ${String(m.node)}, onnxruntime-node ${String(m.onnxruntime)}, sharp ${String(m.sharp)}, report written ${String(r.date)}.`,
+    'Each section says when and with which command it was measured (parts can be re-run alone). Times are medians over passes, with min..max; the machine is a shared VM, so absolute times move between runs while ratios hold better.',
     '',
   ];
   const core = r.core as CoreResult | undefined;
@@ -57,6 +66,7 @@ function report(r: Record<string, unknown>): string {
     lines.push(
       '## Recognition core on the demo photos',
       '',
+      via(core as unknown as { measured?: M }),
       `${core.images} images (edge_demo group, expressions, misc), ${core.faces} faces, ${core.passes} passes after a warm-up; detector ${core.detector}, embedder ${core.embedder}, threads ${core.threads || 'all'}.`,
       '',
       '| stage | ms per image (median) | min | max |',
@@ -75,6 +85,7 @@ function report(r: Record<string, unknown>): string {
     lines.push(
       '## Agent pipeline on the demo videos',
       '',
+      via({ measured: (agent as { videosMeasured?: M }).videosMeasured }),
       'Every frame at native size through the agent\'s real Pipeline (decode, detect, gates, tracker, embed of the frames the tracker wants, match), fed as fast as it takes them.',
       '',
       '| video | size | frames | faces | frames/s | decode ms | detect ms | embed ms | match ms |',
@@ -88,6 +99,7 @@ function report(r: Record<string, unknown>): string {
     lines.push(
       '## Agent memory over a video loop',
       '',
+      via({ measured: (agent as { rssMeasured?: M }).rssMeasured }),
       `The daemon as a process, Megamind.avi looped through a stream source at 10 frames/s for ${x.minutes} min, RSS sampled every 10 s: median ${x.rssMb.median} MB (${x.rssMb.min}..${x.rssMb.max}); growth after ${x.warmupMin} min of warm-up: **${x.growthMbPerMin} MB/min** (least-squares slope).`,
       '',
     );
@@ -97,13 +109,14 @@ function report(r: Record<string, unknown>): string {
     lines.push(
       '## Hub',
       '',
+      via(hub as unknown as { measured?: M }),
       `Ingestion over real MQTT (embedded aedes, each simulated agent authenticated as its own device, QoS 1): ${hub.agents} agents x ${hub.eventsPerAgent} events, timed until every event was stored in SQLite and acknowledged: **${hub.eventsPerSec} events/s** (one run).`,
       '',
       '| templates | agents | snapshot delivered to all (ms) | MB per agent |',
       '|---|---|---|---|',
       ...hub.sync.map((x) => `| ${x.templates} | ${x.agents} | ${x.ms} | ${(x.bytesPerAgent / 1e6).toFixed(1)} |`),
       '',
-      `Hub process RSS with ${hub.rssMbWithTemplates.templates} templates (and the models loaded): ${hub.rssMbWithTemplates.rssMb} MB.`,
+      `RSS of the benchmark process at the end (hub with ${hub.rssMbWithTemplates.templates} templates and its models, plus every simulated client and the snapshot buffers in the same process; an upper bound for the hub alone): ${hub.rssMbWithTemplates.rssMb} MB.`,
       '',
     );
   }

@@ -38,13 +38,18 @@ export class Pipeline {
     this.loop = this.run();
   }
 
-  /** Offer a frame. Live: never waits (drops the oldest queued when full). Otherwise waits for room. */
-  async offer(frame: Frame, live: boolean): Promise<void> {
+  /**
+   * Offer a frame. `live` (video) frames are tracked across frames; other frames are independent
+   * stills. By default a live frame never waits (the oldest queued live frame is dropped when the
+   * queue is full) and a still waits for room; `wait` overrides that (benchmarks feed video as
+   * fast as it is taken, without drops).
+   */
+  async offer(frame: Frame, live: boolean, wait = !live): Promise<void> {
     const m = this.d.metrics;
     m.inc('facefleet_frames_in_total', 'Frames received from sources', 1, { source: frame.source });
     if (!this.running) return;
     const max = this.d.config.pipeline.queueSize;
-    if (live) {
+    if (!wait) {
       if (this.queue.length >= max) {
         const dropIndex = this.queue.findIndex((q) => q.live);
         if (dropIndex >= 0) {
