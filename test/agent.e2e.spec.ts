@@ -7,16 +7,9 @@ import { AckPeer } from '../packages/agent/src/testing/ack-peer.js';
 import { freePort, TestBroker } from '../packages/agent/src/testing/broker.js';
 import { agentEvents, metric, metrics, startAgent, writeYaml, type AgentProcess } from './agent-process.js';
 import { facefleet } from './cli.js';
-import { data, hasData } from './helpers.js';
+import { BBT_PRESENT, data, hasData } from './helpers.js';
 
-// Who is in each bbt photo (checked by eye), for "names the people present and nobody else".
-const PRESENT: Record<string, string[]> = {
-  'bbt1.jpg': ['howard', 'leonard', 'raj', 'sheldon'],
-  'bbt2.jpg': ['leonard', 'raj', 'sheldon'],
-  'bbt3.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
-  'bbt4.jpg': ['amy', 'bernadette', 'leonard', 'penny', 'raj', 'sheldon'],
-  'bbt5.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
-};
+const PRESENT = BBT_PRESENT;
 
 describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('facefleet agent as a process', () => {
   let root: string;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { facefleet, json } from './cli.js';
-import { data, hasData, ROOT } from './helpers.js';
+import { BBT_PRESENT, data, hasData, ROOT } from './helpers.js';
 
 interface Identified {
   faces: { box: Record<string, number>; subject: string | null; similarity: number; candidates: { subject: string; similarity: number }[] }[];
@@ -116,14 +116,7 @@ describe.runIf(hasData('edge_demo') && hasData('faceapi_bbt'))('facefleet CLI on
   });
 
   it('identify names the people in the bbt photos and nobody else', async () => {
-    // Who is in each photo (checked by eye on the annotated demo output).
-    const expected: Record<string, string[]> = {
-      'bbt1.jpg': ['howard', 'leonard', 'raj', 'sheldon'],
-      'bbt2.jpg': ['leonard', 'raj', 'sheldon'],
-      'bbt3.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
-      'bbt4.jpg': ['amy', 'bernadette', 'leonard', 'penny', 'raj', 'sheldon'],
-      'bbt5.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
-    };
+    const expected = BBT_PRESENT;
     let named = 0;
     for (const [file, people] of Object.entries(expected)) {
       const r = await facefleet(['identify', '--gallery', gallery, rel(data('edge_demo', 'group', file)), '--json']);

@@ -15,3 +15,12 @@ export function hasData(set: string): boolean {
 }
 
 export const data = (...parts: string[]): string => join(DATA_DIR, ...parts);
+
+/** Who is in each bbt group photo (checked by eye on the annotated demo output). */
+export const BBT_PRESENT: Record<string, string[]> = {
+  'bbt1.jpg': ['howard', 'leonard', 'raj', 'sheldon'],
+  'bbt2.jpg': ['leonard', 'raj', 'sheldon'],
+  'bbt3.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
+  'bbt4.jpg': ['amy', 'bernadette', 'leonard', 'penny', 'raj', 'sheldon'],
+  'bbt5.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
+};

@@ -42,7 +42,7 @@ function acquireLock(dataDir: string): string {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`cannot write ${path}: ${(err as Error).message}`);
       const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new ConfigError(`another agent (pid ${pid}) is running with data directory ${dataDir}`);
       }
       rmSync(path, { force: true });
@@ -51,7 +51,8 @@ function acquireLock(dataDir: string): string {
   throw new ConfigError(`cannot take the lock ${path}`);
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -4,7 +4,7 @@ import { FacefleetError, isInputError } from '@facefleet/protocol';
 import { enrolFiles, GalleryStore } from '@facefleet/gallery';
 import { FaceAnalyzer, loadManifest } from '@facefleet/vision';
 import { loadConfig, type AgentConfig } from './config.js';
-import { AGENT_VERSION, Controller, openStores } from './controller.js';
+import { AGENT_VERSION, Controller, openStores, processAlive } from './controller.js';
 
 const USAGE = `usage: facefleet agent --config <agent.yaml> [--health-port <n>] [--log-level <level>]
        facefleet agent enroll --config <agent.yaml> --subject <name> <image...> [--json]
@@ -195,7 +195,7 @@ function statusVerb(argv: string[], io: AgentIo): number {
   try {
     const manifest = loadManifest();
     const runtime = readRuntime(stores.db);
-    const alive = runtime !== undefined && pidAlive(runtime.pid);
+    const alive = runtime !== undefined && processAlive(runtime.pid);
     const subjects = stores.gallery.listSubjects();
     const status = {
       deviceId: cfg.deviceId,
@@ -221,11 +221,3 @@ function readRuntime(db: Database.Database): { pid: number; link: string; health
   return row ? (JSON.parse(row.value) as { pid: number; link: string; healthPort: number }) : undefined;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
