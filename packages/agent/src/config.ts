@@ -26,6 +26,10 @@ export interface AgentConfig {
     minLiveness: number;
     unknownEvents: boolean;
     cooldownMs: number;
+    /** Detector input, long side in px (default 640). */
+    inputSize: number;
+    /** Extra tiled pass for frames much larger than the input (small faces; costs up to 9 passes). */
+    tile: boolean;
   };
   pipeline: { queueSize: number };
   tracker: { iou: number; maxAgeMs: number; minHits: number; bestFaces: number };
@@ -38,7 +42,7 @@ type Raw = Record<string, unknown>;
 
 const DEFAULTS = {
   health: { port: 0, host: '127.0.0.1' },
-  recognition: { threads: 0, minFaceSizePx: 32, minQuality: 0.1, liveness: false, minLiveness: 0.5, unknownEvents: false, cooldownMs: 30_000 },
+  recognition: { threads: 0, minFaceSizePx: 32, minQuality: 0.1, liveness: false, minLiveness: 0.5, unknownEvents: false, cooldownMs: 30_000, inputSize: 640, tile: true },
   pipeline: { queueSize: 2 },
   tracker: { iou: 0.3, maxAgeMs: 1500, minHits: 3, bestFaces: 3 },
   outbox: { maxEvents: 100_000, maxAgeMs: 30 * 24 * 3600_000, sendBatch: 100, retryMs: 5000 },
@@ -141,6 +145,8 @@ function validate(r: Raw, base: string): AgentConfig {
     minLiveness: num(rec.minLiveness, 'recognition.minLiveness', d.recognition.minLiveness, 0, 1),
     unknownEvents: bool(rec.unknownEvents, 'recognition.unknownEvents', d.recognition.unknownEvents),
     cooldownMs: num(rec.cooldownMs, 'recognition.cooldownMs', d.recognition.cooldownMs, 0),
+    inputSize: num(rec.inputSize, 'recognition.inputSize', d.recognition.inputSize, 64, 4096),
+    tile: bool(rec.tile, 'recognition.tile', d.recognition.tile),
   };
   const det = str(rec.detector, 'recognition.detector', { optional: true });
   if (det !== undefined) recognition.detector = det;

@@ -100,6 +100,7 @@ export class Controller {
       ...(c.recognition.embedder !== undefined ? { embedder: c.recognition.embedder } : {}),
       threads: c.recognition.threads,
       liveness: c.recognition.liveness,
+      detect: { inputSize: c.recognition.inputSize, tile: c.recognition.tile },
     }));
     stores.gallery.assertModel(analyzer.embedderId);
     const manifest = loadManifest();
