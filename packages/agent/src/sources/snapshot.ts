@@ -1,4 +1,5 @@
-import { Backoff, sleep, type Emit, type FrameSource, type SourceStats } from './source.js';
+import { pollFrames } from './poll.js';
+import type { Emit, FrameSource, SourceStats } from './source.js';
 
 /** Polls an HTTP(S) JPEG snapshot URL, as most IP cameras offer; failures back off. */
 export class SnapshotSource implements FrameSource {
@@ -18,29 +19,24 @@ export class SnapshotSource implements FrameSource {
     this.loop = this.run(emit);
   }
 
-  private async run(emit: Emit): Promise<void> {
-    const backoff = new Backoff();
-    while (!this.abort.signal.aborted) {
-      const started = Date.now();
-      try {
-        const res = await fetch(this.url, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(Math.max(2000, this.intervalMs * 2))]) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        this.stats.frames++;
-        this.stats.state = 'running';
-        backoff.reset();
-        void emit({ source: this.name, at: Date.now(), bytes, label: String(this.stats.frames) });
-        await sleep(Math.max(0, this.intervalMs - (Date.now() - started)), this.abort.signal);
-      } catch (err) {
-        if (this.abort.signal.aborted) break;
-        this.stats.errors++;
-        this.stats.state = 'backoff';
-        this.stats.lastError = `snapshot ${this.url}: ${(err as Error).message}`;
-        this.onError(this.stats.lastError);
-        await sleep(backoff.next(), this.abort.signal);
-      }
-    }
-    this.stats.state = 'stopped';
+  private run(emit: Emit): Promise<void> {
+    return pollFrames(
+      {
+        name: this.name,
+        periodMs: this.intervalMs,
+        signal: this.abort.signal,
+        stats: this.stats,
+        capture: async () => {
+          const timeout = AbortSignal.timeout(Math.max(2000, this.intervalMs * 2));
+          const res = await fetch(this.url, { signal: AbortSignal.any([this.abort.signal, timeout]) });
+          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          return new Uint8Array(await res.arrayBuffer());
+        },
+        describeError: (err) => `snapshot ${this.url}: ${err.message}`,
+        onError: this.onError,
+      },
+      emit,
+    );
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import NodeWebcam from 'node-webcam';
-import { Backoff, sleep, type Emit, type FrameSource, type SourceStats } from './source.js';
+import { pollFrames } from './poll.js';
+import type { Emit, FrameSource, SourceStats } from './source.js';
 
 interface Camera {
   capture(location: string, cb: (err: Error | null, data: unknown) => void): void;
@@ -55,29 +56,19 @@ export class WebcamSource implements FrameSource {
     });
   }
 
-  private async run(emit: Emit): Promise<void> {
-    const backoff = new Backoff();
-    const periodMs = 1000 / this.fps;
-    while (!this.abort.signal.aborted) {
-      const started = Date.now();
-      try {
-        const bytes = await this.shot();
-        this.stats.frames++;
-        this.stats.state = 'running';
-        backoff.reset();
-        void emit({ source: this.name, at: Date.now(), bytes, label: String(this.stats.frames) });
-        await sleep(Math.max(0, periodMs - (Date.now() - started)), this.abort.signal);
-      } catch (err) {
-        if (this.abort.signal.aborted) break;
-        this.stats.errors++;
-        this.stats.restarts++;
-        this.stats.state = 'backoff';
-        this.stats.lastError = `webcam: ${(err as Error).message.split('\n')[0] ?? ''}`;
-        this.onError(this.stats.lastError);
-        await sleep(backoff.next(), this.abort.signal);
-      }
-    }
-    this.stats.state = 'stopped';
+  private run(emit: Emit): Promise<void> {
+    return pollFrames(
+      {
+        name: this.name,
+        periodMs: 1000 / this.fps,
+        signal: this.abort.signal,
+        stats: this.stats,
+        capture: () => this.shot(),
+        describeError: (err) => `webcam: ${err.message.split('\n')[0] ?? ''}`,
+        onError: this.onError,
+      },
+      emit,
+    );
   }
 
   async stop(): Promise<void> {
