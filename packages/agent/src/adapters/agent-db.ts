@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { runMigrations } from '@facefleet/gallery';
 import { ConfigError } from '@facefleet/protocol';
 
 const MIGRATIONS: string[] = [
@@ -24,13 +25,7 @@ export function openAgentDb(path: string): Database.Database {
     // FULL: an event acknowledged to the pipeline is on disk even if the box loses power.
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
-    const current = db.pragma('user_version', { simple: true }) as number;
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v]!);
-        db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    runMigrations(db, MIGRATIONS, 'agent database');
   } catch (err) {
     throw new ConfigError(`cannot open agent database ${path}: ${(err as Error).message}`, { cause: err });
   }

@@ -30,18 +30,26 @@ const MIGRATIONS: string[] = [
    CREATE TABLE gallery_members (gallery_id TEXT NOT NULL, subject_id TEXT NOT NULL, PRIMARY KEY (gallery_id, subject_id));`,
 ];
 
-/** Runs with foreign keys off (a table rebuild must not cascade), and turns them on after. */
-export function migrate(db: Database): void {
+/**
+ * Forward-only migrations of any of the project's SQLite files: PRAGMA user_version counts those
+ * applied; each runs in its own transaction. Foreign keys are off meanwhile (a table rebuild must
+ * not cascade) and on afterwards. A file from a newer version is refused, not downgraded.
+ */
+export function runMigrations(db: Database, migrations: readonly string[], what: string): void {
   db.pragma('foreign_keys = OFF');
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`database schema version ${current} is newer than this facefleet (${MIGRATIONS.length})`);
+  if (current > migrations.length) {
+    throw new Error(`${what} schema version ${current} is newer than this facefleet (${migrations.length})`);
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
+  for (let v = current; v < migrations.length; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      db.exec(migrations[v]!);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
   db.pragma('foreign_keys = ON');
+}
+
+export function migrate(db: Database): void {
+  runMigrations(db, MIGRATIONS, 'gallery');
 }

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { runMigrations } from '@facefleet/gallery';
 import { ConfigError } from '@facefleet/protocol';
 
 /** Forward-only migrations of the hub's SQLite store (PRAGMA user_version counts them). */
@@ -36,16 +37,8 @@ export function openHubDb(path: string): HubDb {
     db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) throw new Error(`schema version ${current} is newer than this hub`);
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v]!);
-        db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    runMigrations(db, MIGRATIONS, 'hub database'); // leaves foreign keys on
   } catch (err) {
     throw new ConfigError(`cannot open hub database ${path}: ${(err as Error).message}`, { cause: err });
   }
