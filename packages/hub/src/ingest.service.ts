@@ -1,4 +1,4 @@
-import { eventMessage, parseDeviceTopic, parseMessage, stateMessage, statusMessage, topics } from '@facefleet/protocol';
+import { eventMessage, parseDeviceTopic, parseMessage, stateMessage, statusMessage, topics, type EventMessage } from '@facefleet/protocol';
 import type { BrokerPort } from './mqtt/broker.js';
 import type { DevicesRepository } from './store/devices.repository.js';
 import type { EventsRepository } from './store/events.repository.js';
@@ -8,11 +8,20 @@ import type { SyncService } from './sync.service.js';
  * Everything devices publish: events (stored once per id, then acknowledged so the agent can
  * clear its outbox), state (online/offline), status (sequences, models, outbox depth), sync
  * requests. Invalid payloads are logged and dropped; nothing a device sends can stop the hub.
+ *
+ * Events are stored in micro-batches: whatever arrived while the previous batch was written goes
+ * into the next transaction (at most MAX_BATCH), and acknowledgements go out after the commit,
+ * one message per device and batch. An event is never acknowledged before it is on disk.
  */
+/** Events per transaction at most (the ack message schema allows 10,000 ids). */
+const MAX_BATCH = 2000;
+
 export class IngestService {
   dropped = 0;
   ingested = 0;
   duplicates = 0;
+  private pending: EventMessage[] = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly broker: BrokerPort,
@@ -48,10 +57,39 @@ export class IngestService {
     const parsed = parseMessage(eventMessage, payload);
     if (!parsed.ok) return this.drop(topic, parsed.reason);
     if (parsed.value.deviceId !== deviceId) return this.drop(topic, `event claims device ${parsed.value.deviceId}`);
-    if (this.events.insert(parsed.value)) this.ingested++;
-    else this.duplicates++;
-    // Acknowledge duplicates too: the agent resent because it never saw the first ack.
-    await this.broker.publish(topics.acks(deviceId), JSON.stringify({ ids: [parsed.value.id] }), { qos: 1 });
+    this.pending.push(parsed.value);
+    if (this.flushing === undefined) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
+    await this.flushing;
+  }
+
+  /** Write what is pending, acknowledge it, and go on while more arrived meanwhile. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        let stored: boolean[];
+        try {
+          stored = this.events.insertMany(batch);
+        } catch (err) {
+          // Not acknowledged: the agents keep these in their outboxes and send them again.
+          this.dropped += batch.length;
+          this.log(`ingest: could not store ${batch.length} events (${(err as Error).message}); they stay unacknowledged`);
+          continue;
+        }
+        const acks = new Map<string, string[]>();
+        batch.forEach((e, i) => {
+          if (stored[i]) this.ingested++;
+          else this.duplicates++;
+          // Acknowledge duplicates too: the agent resent because it never saw the first ack.
+          const ids = acks.get(e.deviceId) ?? [];
+          ids.push(e.id);
+          acks.set(e.deviceId, ids);
+        });
+        await Promise.all([...acks].map(([deviceId, ids]) => this.broker.publish(topics.acks(deviceId), JSON.stringify({ ids }), { qos: 1 })));
+      }
+    } finally {
+      this.flushing = undefined;
+    }
   }
 
   private onState(topic: string, payload: Buffer): void {

@@ -26,11 +26,18 @@ export class EventsRepository {
 
   /** True when stored now, false when this id was already stored. */
   insert(e: EventMessage): boolean {
-    return (
-      this.db
-        .prepare('INSERT OR IGNORE INTO events (id, device_id, type, subject_id, subject, similarity, at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(e.id, e.deviceId, e.type, e.subjectId, e.subject, e.similarity, new Date(e.at).toISOString(), new Date().toISOString(), JSON.stringify(e)).changes > 0
+    return this.insertMany([e])[0]!;
+  }
+
+  /** Store a batch in one transaction (one WAL commit); per event: stored now, or already there. */
+  insertMany(events: readonly EventMessage[]): boolean[] {
+    const stmt = this.db.prepare(
+      'INSERT OR IGNORE INTO events (id, device_id, type, subject_id, subject, similarity, at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const receivedAt = new Date().toISOString();
+    return this.db.transaction(() =>
+      events.map((e) => stmt.run(e.id, e.deviceId, e.type, e.subjectId, e.subject, e.similarity, new Date(e.at).toISOString(), receivedAt, JSON.stringify(e)).changes > 0),
+    )();
   }
 
   /** Newest first; `after` is the (at, id) of the last row of the previous page. */
