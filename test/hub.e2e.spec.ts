@@ -27,6 +27,7 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
   let root: string;
   let hubDir: string;
   let hub: HubProcess;
+  let hubConfig: string;
   let admin: ReturnType<typeof api>;
   let viewer: ReturnType<typeof api>;
   const devices: Device[] = [];
@@ -54,7 +55,9 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
     hubDir = join(root, 'hub');
     const adminKey = await createKey(hubDir, 'admin');
     const viewerKey = await createKey(hubDir, 'viewer');
-    hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir]);
+    // Small snapshot parts, so a new device's snapshot travels in several (as a large gallery's does).
+    hubConfig = writeYaml(join(root, 'hub.yaml'), 'syncPartBytes: 4096\n');
+    hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir, '--config', hubConfig]);
     admin = api(hub.base, adminKey);
     viewer = api(hub.base, viewerKey);
     for (let i = 0; i < 2; i++) {
@@ -161,12 +164,25 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
     expect((await agentEvents(configs[1]!)).every((e) => !e.delivered)).toBe(true);
     const port = new URL(hub.base).port;
     const mqttPort = new URL(hub.mqttUrl).port;
-    hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir]);
+    hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir, '--config', hubConfig]);
     await until(async () => (await agentEvents(configs[1]!)).every((e) => e.delivered), 60_000, 'delivery after the hub restart');
     const stored = (await (await admin.get(`/api/v1/events?device=${devices[1]!.id}&limit=1000`)).json()) as { items: { id: string; subject: string }[] };
     const local = await agentEvents(configs[1]!);
     expect(stored.items.map((e) => e.id).sort()).toEqual(local.map((e) => e.id).sort());
     expect(stored.items.map((e) => e.subject).sort()).toEqual(['howard', 'penny']);
+  });
+
+  it('gives a new device the whole gallery as a snapshot in parts, applied at once', async () => {
+    const d = (await (await admin.post('/api/v1/devices', { name: 'door-new' })).json()) as Device;
+    devices.push(d);
+    mkdirSync(join(root, 'agent2', 'in'), { recursive: true });
+    configs.push(writeYaml(join(root, 'agent2', 'agent.yaml'), `deviceId: ${d.id}\ndataDir: ${root}/agent2/data\nsources:\n  - {type: folder, path: ${root}/agent2/in}\nmqtt: {url: "${hub.mqttUrl}", username: ${d.id}, password: "${d.secret}"}\nstatusIntervalMs: 1000\n`));
+    await startAgentN(2);
+    await until(async () => (await status(d)).synced, 20_000, 'the new agent synced');
+    expect(await agentSubjects(2)).toEqual(['howard', 'penny']);
+    // Two subjects of three 512-d templates each (~8.7 kB each) in 4 kB parts: one part per subject.
+    expect(agents[2]!.stderr()).toMatch(/"parts":2,"upserts":2/);
+    expect(await agents[2]!.stop('SIGTERM')).toBe(0);
   });
 
   it('answers bad input with a clear 4xx and stays up', async () => {

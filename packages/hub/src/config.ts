@@ -20,6 +20,8 @@ export interface HubConfig {
   detector?: string;
   embedder?: string;
   threads: number;
+  /** Bytes of JSON per gallery snapshot part (large galleries travel in parts of this size). */
+  syncPartBytes: number;
 }
 
 const DEFAULTS: HubConfig = {
@@ -31,6 +33,7 @@ const DEFAULTS: HubConfig = {
   maxUploadBytes: 20 * 1024 * 1024,
   eventRetentionDays: 90,
   threads: 0,
+  syncPartBytes: 1 << 20,
 };
 
 /** Defaults, then the YAML file, then env (FACEFLEET_HUB_*), then flags; frozen. */
@@ -78,6 +81,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     maxUploadBytes: int('maxUploadBytes', 1024, 1 << 30),
     eventRetentionDays: int('eventRetentionDays', 0, 100_000),
     threads: int('threads', 0, 256),
+    syncPartBytes: int('syncPartBytes', 4096, 256 << 20),
   };
   const url = str('mqttUrl');
   if (url !== undefined) {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SyncChangesMessage } from '@facefleet/protocol';
 import { loadHubConfig } from './config.js';
 import { Hub } from './hub.js';
 import { devicePublishAllowed, deviceSubscribeAllowed, matches } from './mqtt/broker.js';
@@ -62,6 +63,36 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
     expect(hub.sync.changesFor('default', 0)).toMatchObject({ snapshot: true, toSeq: head });
     expect(hub.sync.changesFor('default', head)).toMatchObject({ snapshot: false, changes: [] });
     expect(hub.sync.changesFor('default', head + 5)).toMatchObject({ snapshot: true });
+  });
+
+  it('cuts a large snapshot into parts of the configured size and serves each part on request', async () => {
+    const small = await Hub.start(loadHubConfig({ dataDir: join(dir, 'parts'), port: '0', mqttPort: '0', syncPartBytes: '8192' }, undefined, {}), () => undefined);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const s = small.subjects.create({ name: `s${i}` });
+        small.subjects.addTemplate({ subjectId: s.id, modelId: 'm', vector: new Float32Array(512).fill(i / 40), quality: 1, sourceSha256: `x${i}` });
+        await small.sync.changed(s.id, 'upsert', ['default']);
+      }
+      const head = small.galleries.head('default');
+      const first = JSON.parse((await small.sync.answer('default', 0)).toString()) as SyncChangesMessage;
+      expect(first.snapshot).toBe(true);
+      expect(first.toSeq).toBe(head);
+      const count = first.part!.count;
+      expect(count).toBeGreaterThanOrEqual(10); // 40 x ~2.8 kB in 8 kB parts
+      const names: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const m = JSON.parse((await small.sync.answer('default', 0, { toSeq: head, part: i })).toString()) as SyncChangesMessage;
+        expect(m.part).toEqual({ index: i, count });
+        expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(8192 + 4096);
+        for (const c of m.changes) if (c.op === 'upsert') names.push(c.name);
+      }
+      expect(names.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `s${i}`).sort());
+      // A resume of a snapshot the hub no longer has starts the current one over.
+      const restarted = JSON.parse((await small.sync.answer('default', 0, { toSeq: head - 3, part: 4 })).toString()) as SyncChangesMessage;
+      expect(restarted.part).toEqual({ index: 0, count });
+    } finally {
+      await small.close();
+    }
   });
 
   it('keeps device secrets as hashes and refuses revoked devices', () => {

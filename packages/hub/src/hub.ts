@@ -67,7 +67,7 @@ export class Hub {
       hub.broker = config.mqttUrl
         ? await ExternalBroker.connect(config.mqttUrl, { clientId: `facefleet-hub-${process.pid}`, ...(config.mqttUsername ? { username: config.mqttUsername } : {}), ...(config.mqttPassword ? { password: config.mqttPassword } : {}) })
         : await EmbeddedBroker.start(config.mqttPort, config.mqttHost, { verify: (id, s) => hub.devices.verify(id, s), galleries: (id) => hub.devices.galleries(id) }, log);
-      hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log);
+      hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log, config.syncPartBytes);
       hub.ingest = new IngestService(hub.broker, hub.devices, hub.events, hub.sync, log);
       await hub.ingest.start();
       await hub.sync.publishAll();

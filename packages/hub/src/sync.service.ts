@@ -14,19 +14,36 @@ import type { SubjectsRepository } from './store/subjects.repository.js';
 
 /** More changes than this behind the head, and a device gets a snapshot instead of the log. */
 const SNAPSHOT_AFTER = 1000;
+/** A snapshot part holds about this many bytes of JSON (about 370 templates of 512 floats). */
+export const DEFAULT_PART_BYTES = 1 << 20;
+
+interface Snapshot {
+  toSeq: number;
+  parts: Buffer[];
+  templates: number;
+}
 
 /**
  * Gallery sync as a log: every change appends (gallery, seq, op, subject) and republishes the
  * gallery's retained head; a device asks for what changed since its sequence and gets the
- * changes resolved to the subjects' current state (or a snapshot when far behind).
+ * changes resolved to the subjects' current state, or a snapshot when far behind.
+ *
+ * A snapshot is cut into parts of about `partBytes` and sent one part per request: the device
+ * asks for part i+1 once it has staged part i, so a slow link holds one part in flight, the
+ * broker never queues a whole gallery per device, and a device that restarts resumes. The parts
+ * of a gallery's latest snapshots are built once and served to every device from memory.
  */
 export class SyncService {
+  private readonly snapshots = new Map<string, Promise<Snapshot>>();
+  private readonly deltas = new Map<string, Buffer>();
+
   constructor(
     private readonly broker: BrokerPort,
     private readonly galleries: GalleriesRepository,
     private readonly subjects: SubjectsRepository,
     private readonly devices: DevicesRepository,
     private readonly log: (msg: string) => void,
+    private readonly partBytes = DEFAULT_PART_BYTES,
   ) {}
 
   /** Record a change of a subject in each of `galleryIds` and announce the new heads. */
@@ -55,49 +72,107 @@ export class SyncService {
       return;
     }
     for (const g of this.devices.galleries(deviceId)) {
-      await this.broker.publish(topics.syncChanges(deviceId), this.serialised(g, parsed.value.galleries[g] ?? 0), { qos: 1 });
+      const answer = await this.answer(g, parsed.value.galleries[g] ?? 0, parsed.value.resume?.[g]);
+      await this.broker.publish(topics.syncChanges(deviceId), answer, { qos: 1 });
     }
   }
 
-  /**
-   * The same answer serves every device at the same sequence (a fleet asking for a snapshot after
-   * an enrolment burst): keep the last few, valid until the gallery's head moves.
-   */
-  private readonly cache = new Map<string, string>();
-
-  private serialised(galleryId: string, seq: number): string {
-    const key = `${galleryId}\u0000${seq}\u0000${this.galleries.head(galleryId)}`;
-    let text = this.cache.get(key);
-    if (text === undefined) {
-      text = JSON.stringify(this.changesFor(galleryId, seq));
-      if (this.cache.size >= 8) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, text);
+  /** The message for a device of gallery `galleryId` at `seq` (or resuming a snapshot). */
+  async answer(galleryId: string, seq: number, resume?: { toSeq: number; part: number }): Promise<Buffer> {
+    const head = this.galleries.head(galleryId);
+    if (resume !== undefined) {
+      const key = `${galleryId}\u0000${resume.toSeq}`;
+      const snap = this.snapshots.has(key) || resume.toSeq === head ? await this.snapshot(galleryId, resume.toSeq) : undefined;
+      if (snap !== undefined && resume.part < snap.parts.length) return snap.parts[resume.part]!;
+      // That snapshot is gone (the head moved on and it was evicted): start the current one over.
     }
-    return text;
+    if (seq !== head && (seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER)) return (await this.snapshot(galleryId, head)).parts[0]!;
+    const key = `${galleryId}\u0000${seq}\u0000${head}`;
+    let delta = this.deltas.get(key);
+    if (delta === undefined) {
+      delta = Buffer.from(JSON.stringify(this.changesFor(galleryId, seq)));
+      if (this.deltas.size >= 8) this.deltas.delete(this.deltas.keys().next().value!);
+      this.deltas.set(key, delta);
+    }
+    return delta;
   }
 
+  /** What changed in a gallery since `seq`, resolved to current state (a whole snapshot when far behind). */
   changesFor(galleryId: string, seq: number): SyncChangesMessage {
     const head = this.galleries.head(galleryId);
     if (seq === head) return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes: [] };
     if (seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER) {
-      const members = this.galleries.members(galleryId);
-      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: this.upserts(members) };
+      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: this.upserts(this.galleries.members(galleryId)) };
     }
     const entries = this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
     const touched = [...new Set(entries.map((e) => e.subjectId))];
     const members = new Set(this.galleries.members(galleryId));
-    const present = touched.filter((id) => members.has(id) && this.subjects.get(id) !== undefined);
-    const deleted = touched.filter((id) => !present.includes(id));
-    const changes: GalleryChange[] = [...this.upserts(present), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
+    const present = new Set(this.subjects.names(touched.filter((id) => members.has(id))).keys());
+    const deleted = touched.filter((id) => !present.has(id));
+    const changes: GalleryChange[] = [...this.upserts([...present]), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
     return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes };
   }
 
+  /** Snapshot of a gallery at `toSeq` (its head when built), cut into parts; the last two per gallery are kept. */
+  private snapshot(galleryId: string, toSeq: number): Promise<Snapshot> {
+    const key = `${galleryId}\u0000${toSeq}`;
+    let snap = this.snapshots.get(key);
+    if (snap === undefined) {
+      snap = this.buildSnapshot(galleryId, toSeq);
+      snap.catch(() => this.snapshots.delete(key));
+      for (const k of [...this.snapshots.keys()].filter((k) => k.startsWith(`${galleryId}\u0000`)).slice(0, -1)) this.snapshots.delete(k);
+      this.snapshots.set(key, snap);
+    }
+    return snap;
+  }
+
+  /**
+   * Members are read at `toSeq`; templates are read in chunks with a yield between them, so a change
+   * made meanwhile may already show in a later part. The log after `toSeq` holds that change too,
+   * and the device applies it next, so it converges on the same state either way.
+   */
+  private async buildSnapshot(galleryId: string, toSeq: number): Promise<Snapshot> {
+    const started = performance.now();
+    const members = this.galleries.members(galleryId);
+    const parts: GalleryChange[][] = [];
+    let current: GalleryChange[] = [];
+    let bytes = 0;
+    let templates = 0;
+    for (let i = 0; i < members.length; i += 500) {
+      for (const change of this.upserts(members.slice(i, i + 500))) {
+        if (change.op !== 'upsert') continue;
+        const size = 120 + change.name.length + change.templates.reduce((n, t) => n + t.vector.length + t.id.length + t.modelId.length + 40, 0);
+        if (current.length > 0 && bytes + size > this.partBytes) {
+          parts.push(current);
+          current = [];
+          bytes = 0;
+        }
+        current.push(change);
+        bytes += size;
+        templates += change.templates.length;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    parts.push(current);
+    const count = parts.length;
+    const out = parts.map((changes, index) =>
+      Buffer.from(JSON.stringify({ galleryId, fromSeq: 0, toSeq, snapshot: true, changes, ...(count > 1 ? { part: { index, count } } : {}) } satisfies SyncChangesMessage)),
+    );
+    if (templates >= 10_000) this.log(`sync: snapshot of gallery ${galleryId} at ${toSeq}: ${templates} templates in ${count} parts, built in ${Math.round(performance.now() - started)} ms`);
+    return { toSeq, parts: out, templates };
+  }
+
   private upserts(subjectIds: readonly string[]): GalleryChange[] {
-    const templates = this.subjects.templates(subjectIds);
+    const names = this.subjects.names(subjectIds);
+    const bySubject = new Map<string, { id: string; modelId: string; vector: string }[]>();
+    for (const t of this.subjects.templates(subjectIds)) {
+      const list = bySubject.get(t.subjectId) ?? [];
+      list.push({ id: t.id, modelId: t.modelId, vector: encodeVector(t.vector) });
+      bySubject.set(t.subjectId, list);
+    }
     return subjectIds.flatMap((id) => {
-      const s = this.subjects.get(id);
-      if (!s) return [];
-      return [{ op: 'upsert' as const, subjectId: id, name: s.name, templates: templates.filter((t) => t.subjectId === id).map((t) => ({ id: t.id, modelId: t.modelId, vector: encodeVector(t.vector) })) }];
+      const name = names.get(id);
+      return name === undefined ? [] : [{ op: 'upsert' as const, subjectId: id, name, templates: bySubject.get(id) ?? [] }];
     });
   }
 }

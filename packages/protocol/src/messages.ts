@@ -54,8 +54,15 @@ export function parseMessage<T>(schema: z.ZodType<T>, payload: Buffer | string):
   return { ok: false, reason: issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid payload' };
 }
 
-/** Device -> hub: "send me what changed since these sequences" (0 = nothing yet). */
-export const syncRequestMessage = z.object({ galleries: z.record(z.string(), z.number().int().min(0)) });
+/**
+ * Device -> hub: "send me what changed since these sequences" (0 = nothing yet). `resume` asks for
+ * the next part of a snapshot the device is part-way through (snapshots travel one part per request,
+ * so a slow link holds one part in flight and a restart resumes where it stopped).
+ */
+export const syncRequestMessage = z.object({
+  galleries: z.record(z.string(), z.number().int().min(0)),
+  resume: z.record(z.string(), z.object({ toSeq: z.number().int().min(0), part: z.number().int().min(0) })).optional(),
+});
 export type SyncRequestMessage = z.infer<typeof syncRequestMessage>;
 
 export const templateWire = z.object({ id: z.string(), modelId: z.string(), vector: z.string() });
@@ -69,14 +76,18 @@ export type GalleryChange = z.infer<typeof galleryChange>;
 /**
  * Hub -> device: the changes of one gallery from `fromSeq` (exclusive) to `toSeq`, each change
  * already resolved to the subject's current state; `snapshot` replaces the gallery wholesale.
+ * A large snapshot comes in parts (`part`); the device stages them and applies the whole at once.
  */
-export const syncChangesMessage = z.object({
-  galleryId: z.string(),
-  fromSeq: z.number().int().min(0),
-  toSeq: z.number().int().min(0),
-  snapshot: z.boolean(),
-  changes: z.array(galleryChange),
-});
+export const syncChangesMessage = z
+  .object({
+    galleryId: z.string(),
+    fromSeq: z.number().int().min(0),
+    toSeq: z.number().int().min(0),
+    snapshot: z.boolean(),
+    changes: z.array(galleryChange),
+    part: z.object({ index: z.number().int().min(0), count: z.number().int().min(1) }).optional(),
+  })
+  .refine((m) => m.part === undefined || (m.snapshot && m.part.index < m.part.count), { message: 'part must be of a snapshot, with index < count', path: ['part'] });
 export type SyncChangesMessage = z.infer<typeof syncChangesMessage>;
 
 /** Hub -> device, retained: what the device is assigned. */

@@ -1,4 +1,4 @@
-import type { GalleryStore } from '@facefleet/gallery';
+import type { GalleryStore, SyncChange } from '@facefleet/gallery';
 import {
   decodeVector,
   deviceConfigMessage,
@@ -7,7 +7,12 @@ import {
   syncChangesMessage,
   topics,
   type SyncChangesMessage,
+  type SyncRequestMessage,
 } from '@facefleet/protocol';
+
+function decodeChanges(m: SyncChangesMessage): SyncChange[] {
+  return m.changes.map((c) => (c.op === 'delete' ? c : { ...c, templates: c.templates.map((t) => ({ id: t.id, modelId: t.modelId, vector: decodeVector(t.vector) })) }));
+}
 
 export interface SyncLink {
   publish(topic: string, payload: string): void;
@@ -80,6 +85,7 @@ export class GallerySync {
 
   private apply(m: SyncChangesMessage): void {
     if (this.assigned !== undefined && !this.assigned.includes(m.galleryId)) return;
+    if (m.part !== undefined && m.part.count > 1) return this.applyPart(m, m.part);
     const local = this.gallery.sequences()[m.galleryId] ?? 0;
     if (!m.snapshot && m.fromSeq !== local) {
       // Out of order or a gap: ask for what we miss instead of applying a partial history.
@@ -90,21 +96,38 @@ export class GallerySync {
       this.link.publishStatus();
       return;
     }
-    const r = this.gallery.applySync(
-      m.galleryId,
-      {
-        snapshot: m.snapshot,
-        toSeq: m.toSeq,
-        changes: m.changes.map((c) =>
-          c.op === 'delete' ? c : { ...c, templates: c.templates.map((t) => ({ id: t.id, modelId: t.modelId, vector: decodeVector(t.vector) })) },
-        ),
-      },
-      this.modelId,
-    );
+    const r = this.gallery.applySync(m.galleryId, { snapshot: m.snapshot, toSeq: m.toSeq, changes: decodeChanges(m) }, this.modelId);
     this.applied++;
     this.log.info({ gallery: m.galleryId, seq: m.toSeq, snapshot: m.snapshot, ...r }, 'gallery changes applied');
-    if (r.skippedTemplates > 0) this.log.warn({ gallery: m.galleryId, skipped: r.skippedTemplates, modelId: this.modelId }, 'templates of another model skipped');
+    this.warnSkipped(m.galleryId, r.skippedTemplates);
     this.link.publishStatus();
+  }
+
+  /** One part of a large snapshot: staged on disk; the next part is asked for; the last applies the whole. */
+  private applyPart(m: SyncChangesMessage, part: { index: number; count: number }): void {
+    const r = this.gallery.stageSnapshotPart(m.galleryId, { toSeq: m.toSeq, index: part.index, count: part.count, changes: decodeChanges(m) }, this.modelId);
+    if (r.state === 'duplicate') return; // a request crossed with the previous answer
+    if (r.state === 'restart') {
+      this.log.warn({ gallery: m.galleryId, reason: r.reason }, 'snapshot part out of order: asking again');
+      this.requestSoon();
+      return;
+    }
+    if (r.state === 'staged') {
+      this.warnSkipped(m.galleryId, r.skippedTemplates);
+      if (part.index === 0 || (part.index + 1) % 25 === 0) this.log.info({ gallery: m.galleryId, seq: m.toSeq, part: part.index + 1, of: part.count }, 'snapshot part staged');
+      this.request();
+      return;
+    }
+    this.applied++;
+    this.log.info({ gallery: m.galleryId, seq: m.toSeq, snapshot: true, parts: part.count, ...r.result }, 'gallery changes applied');
+    this.warnSkipped(m.galleryId, r.result.skippedTemplates);
+    this.link.publishStatus();
+    // The head may have moved while the parts travelled: catch up from the snapshot's sequence.
+    this.requestSoon();
+  }
+
+  private warnSkipped(galleryId: string, skipped: number): void {
+    if (skipped > 0) this.log.warn({ gallery: galleryId, skipped, modelId: this.modelId }, 'templates of another model skipped');
   }
 
   /** Coalesce bursts (a head per enrolment) into one request. */
@@ -117,7 +140,10 @@ export class GallerySync {
     const seqs = this.gallery.sequences();
     const galleries = this.assigned ?? Object.keys(seqs);
     if (galleries.length === 0 && this.assigned === undefined) return; // wait for the config
-    this.link.publish(topics.syncRequest(this.deviceId), JSON.stringify({ galleries: Object.fromEntries(galleries.map((g) => [g, seqs[g] ?? 0])) }));
+    const staging = this.gallery.snapshotProgress();
+    const resume = Object.fromEntries(galleries.filter((g) => staging[g] !== undefined).map((g) => [g, staging[g]!]));
+    const request: SyncRequestMessage = { galleries: Object.fromEntries(galleries.map((g) => [g, seqs[g] ?? 0])), ...(Object.keys(resume).length > 0 ? { resume } : {}) };
+    this.link.publish(topics.syncRequest(this.deviceId), JSON.stringify(request));
   }
 
   private drop(topic: string, reason: string): true {

@@ -88,6 +88,38 @@ describe('GalleryStore (real SQLite file)', () => {
     g.close();
   });
 
+  it('stages a snapshot that arrives in parts and applies it whole with the last part, resumable after a reopen', () => {
+    const file = join(dir, 'parts.db');
+    let g = GalleryStore.open(file);
+    g.applySync('gal', { snapshot: true, toSeq: 1, changes: [{ op: 'upsert', subjectId: 'old', name: 'Old', templates: [{ id: 't0', modelId: 'm1', vector: vec(0, 0, 1) }] }] }, 'm1');
+    const up = (id: string, v: Float32Array, modelId = 'm1') => ({ op: 'upsert' as const, subjectId: id, name: id.toUpperCase(), templates: [{ id: `t-${id}`, modelId, vector: v }] });
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 0, count: 3, changes: [up('a', vec(1, 0, 0))] }, 'm1')).toEqual({ state: 'staged', next: 1, skippedTemplates: 0 });
+    // Nothing changes until the last part: the old gallery still answers.
+    expect(g.listSubjects().map((s) => s.name)).toEqual(['Old']);
+    expect(g.sequences()).toEqual({ gal: 1 });
+    expect(g.snapshotProgress()).toEqual({ gal: { toSeq: 9, part: 1 } });
+    // A gap or another snapshot's part is refused; a part already staged is a duplicate.
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [] }, 'm1').state).toBe('restart');
+    expect(g.stageSnapshotPart('gal', { toSeq: 8, index: 1, count: 3, changes: [] }, 'm1').state).toBe('restart');
+    g.close();
+    g = GalleryStore.open(file); // a restart between parts
+    expect(g.snapshotProgress()).toEqual({ gal: { toSeq: 9, part: 1 } });
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [up('b', vec(0, 1, 0)), up('x', vec(0, 1, 0), 'other')] }, 'm1')).toEqual({ state: 'staged', next: 2, skippedTemplates: 1 });
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [] }, 'm1')).toEqual({ state: 'duplicate' });
+    const done = g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [up('c', vec(1, 1, 0))] }, 'm1');
+    expect(done).toEqual({ state: 'applied', result: { upserts: 4, deletes: 0, skippedTemplates: 0 } });
+    expect(g.listSubjects().map((s) => [s.name, s.templates])).toEqual([['A', 1], ['B', 1], ['C', 1], ['X', 0]]);
+    expect(g.sequences()).toEqual({ gal: 9 });
+    expect(g.snapshotProgress()).toEqual({});
+    expect(g.search('m1', vec(0, 1, 0), 1)[0]!.subjectId).toBe('b');
+    // A part 0 of a newer snapshot starts over; a plain change from the hub drops the staging.
+    g.stageSnapshotPart('gal', { toSeq: 12, index: 0, count: 2, changes: [up('d', vec(1, 0, 0))] }, 'm1');
+    g.applySync('gal', { snapshot: false, toSeq: 10, changes: [{ op: 'delete', subjectId: 'a' }] }, 'm1');
+    expect(g.snapshotProgress()).toEqual({});
+    expect(g.listSubjects().map((s) => s.name)).toEqual(['B', 'C', 'X']);
+    g.close();
+  });
+
   it('migrates a gallery made by the first schema without losing templates', async () => {
     const Database = (await import('better-sqlite3')).default;
     const old = new Database(path);

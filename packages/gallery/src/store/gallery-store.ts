@@ -38,6 +38,12 @@ export type SyncChange =
   | { op: 'upsert'; subjectId: string; name: string; templates: { id: string; modelId: string; vector: Float32Array }[] }
   | { op: 'delete'; subjectId: string };
 
+export interface SyncApplied {
+  upserts: number;
+  deletes: number;
+  skippedTemplates: number;
+}
+
 export interface GalleryOpenOptions {
   /** Refuse to create a new file (commands that only read a gallery). */
   mustExist?: boolean;
@@ -153,38 +159,122 @@ export class GalleryStore {
     galleryId: string,
     sync: { snapshot: boolean; toSeq: number; changes: readonly SyncChange[] },
     modelId: string,
-  ): { upserts: number; deletes: number; skippedTemplates: number } {
-    let upserts = 0, deletes = 0, skippedTemplates = 0;
-    this.db.transaction(() => {
+  ): SyncApplied {
+    const r = this.db.transaction(() => {
       if (sync.snapshot) this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
-      const now = new Date().toISOString();
-      for (const c of sync.changes) {
-        if (c.op === 'delete') {
-          this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ? AND subject_id = ?').run(galleryId, c.subjectId);
-          deletes++;
+      // The hub answered with changes, not the rest of a snapshot being staged: that one is moot.
+      this.clearStaging(galleryId);
+      const r = this.writeChanges(galleryId, sync.changes, modelId);
+      this.finishSync(galleryId, sync.toSeq);
+      return r;
+    })();
+    this.indexes.clear();
+    return r;
+  }
+
+  private writeChanges(galleryId: string, changes: readonly SyncChange[], modelId: string): SyncApplied {
+    let upserts = 0, deletes = 0, skippedTemplates = 0;
+    const now = new Date().toISOString();
+    const del = this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ? AND subject_id = ?');
+    const subject = this.db.prepare('INSERT INTO subjects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name');
+    const clear = this.db.prepare('DELETE FROM templates WHERE subject_id = ?');
+    const template = this.db.prepare('INSERT INTO templates (id, subject_id, model_id, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING');
+    const member = this.db.prepare('INSERT OR IGNORE INTO gallery_members (gallery_id, subject_id) VALUES (?, ?)');
+    for (const c of changes) {
+      if (c.op === 'delete') {
+        del.run(galleryId, c.subjectId);
+        deletes++;
+        continue;
+      }
+      subject.run(c.subjectId, c.name, now);
+      clear.run(c.subjectId);
+      for (const t of c.templates) {
+        if (t.modelId !== modelId) {
+          skippedTemplates++;
           continue;
         }
-        this.db.prepare('INSERT INTO subjects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name').run(c.subjectId, c.name, now);
-        this.db.prepare('DELETE FROM templates WHERE subject_id = ?').run(c.subjectId);
+        template.run(t.id, c.subjectId, t.modelId, t.vector.length, Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength), now);
+      }
+      member.run(galleryId, c.subjectId);
+      upserts++;
+    }
+    return { upserts, deletes, skippedTemplates };
+  }
+
+  private finishSync(galleryId: string, toSeq: number): void {
+    this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
+    this.setMeta(`seq:${galleryId}`, String(toSeq));
+    this.setMeta('managed', '1');
+  }
+
+  /**
+   * One part of a snapshot that travels in parts. Parts are staged in this file in order (part 0
+   * starts over); the last one replaces the gallery with everything staged, in one transaction,
+   * so a crash or a cut link in between leaves the gallery as it was and the staging resumable.
+   * Returns what to ask for next, or the result once applied; `duplicate` for a part already
+   * staged; `restart` when the part does not follow what is staged (another snapshot, or a gap).
+   */
+  stageSnapshotPart(
+    galleryId: string,
+    part: { toSeq: number; index: number; count: number; changes: readonly SyncChange[] },
+    modelId: string,
+  ): { state: 'staged'; next: number; skippedTemplates: number } | { state: 'applied'; result: SyncApplied } | { state: 'duplicate' } | { state: 'restart'; reason: string } {
+    if (part.count === 1) return { state: 'applied', result: this.applySync(galleryId, { snapshot: true, toSeq: part.toSeq, changes: part.changes }, modelId) };
+    const progress = this.snapshotProgress()[galleryId];
+    if (part.index > 0 && progress !== undefined && progress.toSeq === part.toSeq && part.index < progress.part) return { state: 'duplicate' };
+    if (part.index > 0 && (progress === undefined || progress.toSeq !== part.toSeq || progress.part !== part.index)) {
+      return { state: 'restart', reason: progress ? `have part ${progress.part - 1} of snapshot ${progress.toSeq}, got part ${part.index} of ${part.toSeq}` : `got part ${part.index} with nothing staged` };
+    }
+    let skippedTemplates = 0;
+    const last = part.index === part.count - 1;
+    const result = this.db.transaction(() => {
+      if (part.index === 0) this.clearStaging(galleryId);
+      const subject = this.db.prepare('INSERT OR REPLACE INTO staged_subjects (gallery_id, subject_id, name) VALUES (?, ?, ?)');
+      const template = this.db.prepare('INSERT OR REPLACE INTO staged_templates (gallery_id, id, subject_id, model_id, dim, vector) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const c of part.changes) {
+        if (c.op !== 'upsert') continue; // a snapshot holds members only
+        subject.run(galleryId, c.subjectId, c.name);
         for (const t of c.templates) {
           if (t.modelId !== modelId) {
             skippedTemplates++;
             continue;
           }
-          const blob = Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength);
-          this.db
-            .prepare('INSERT INTO templates (id, subject_id, model_id, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING')
-            .run(t.id, c.subjectId, t.modelId, t.vector.length, blob, now);
+          template.run(galleryId, t.id, c.subjectId, t.modelId, t.vector.length, Buffer.from(t.vector.buffer, t.vector.byteOffset, t.vector.byteLength));
         }
-        this.db.prepare('INSERT OR IGNORE INTO gallery_members (gallery_id, subject_id) VALUES (?, ?)').run(galleryId, c.subjectId);
-        upserts++;
       }
-      this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
-      this.setMeta(`seq:${galleryId}`, String(sync.toSeq));
-      this.setMeta('managed', '1');
+      if (!last) {
+        this.setMeta(`staging:${galleryId}`, JSON.stringify({ toSeq: part.toSeq, part: part.index + 1 }));
+        return undefined;
+      }
+      const now = new Date().toISOString();
+      this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
+      this.db
+        .prepare('INSERT INTO subjects (id, name, created_at) SELECT subject_id, name, ? FROM staged_subjects WHERE gallery_id = ? ON CONFLICT(id) DO UPDATE SET name = excluded.name')
+        .run(now, galleryId);
+      this.db.prepare('DELETE FROM templates WHERE subject_id IN (SELECT subject_id FROM staged_subjects WHERE gallery_id = ?)').run(galleryId);
+      this.db
+        .prepare('INSERT OR IGNORE INTO templates (id, subject_id, model_id, dim, vector, created_at) SELECT id, subject_id, model_id, dim, vector, ? FROM staged_templates WHERE gallery_id = ?')
+        .run(now, galleryId);
+      const upserts = this.db.prepare('INSERT OR IGNORE INTO gallery_members (gallery_id, subject_id) SELECT gallery_id, subject_id FROM staged_subjects WHERE gallery_id = ?').run(galleryId).changes;
+      this.clearStaging(galleryId);
+      this.finishSync(galleryId, part.toSeq);
+      return { upserts, deletes: 0, skippedTemplates };
     })();
+    if (result === undefined) return { state: 'staged', next: part.index + 1, skippedTemplates };
     this.indexes.clear();
-    return { upserts, deletes, skippedTemplates };
+    return { state: 'applied', result };
+  }
+
+  /** Snapshots part-way through staging: the gallery, its snapshot's sequence and the next part wanted. */
+  snapshotProgress(): Record<string, { toSeq: number; part: number }> {
+    const rows = this.db.prepare("SELECT key, value FROM meta WHERE key LIKE 'staging:%'").all() as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key.slice(8), JSON.parse(r.value) as { toSeq: number; part: number }]));
+  }
+
+  private clearStaging(galleryId: string): void {
+    this.db.prepare('DELETE FROM staged_subjects WHERE gallery_id = ?').run(galleryId);
+    this.db.prepare('DELETE FROM staged_templates WHERE gallery_id = ?').run(galleryId);
+    this.db.prepare('DELETE FROM meta WHERE key = ?').run(`staging:${galleryId}`);
   }
 
   /** Forget a gallery no longer assigned (its members stay if another gallery holds them). */
@@ -193,6 +283,7 @@ export class GalleryStore {
       this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
       this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
       this.db.prepare('DELETE FROM meta WHERE key = ?').run(`seq:${galleryId}`);
+      this.clearStaging(galleryId);
     })();
     this.indexes.clear();
   }

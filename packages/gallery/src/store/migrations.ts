@@ -28,6 +28,12 @@ const MIGRATIONS: string[] = [
    ALTER TABLE subjects2 RENAME TO subjects;
    CREATE INDEX subjects_name ON subjects(name);
    CREATE TABLE gallery_members (gallery_id TEXT NOT NULL, subject_id TEXT NOT NULL, PRIMARY KEY (gallery_id, subject_id));`,
+  // A snapshot that arrives in parts is staged here and applied in one transaction when complete.
+  `CREATE TABLE staged_subjects (gallery_id TEXT NOT NULL, subject_id TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (gallery_id, subject_id));
+   CREATE TABLE staged_templates (
+     gallery_id TEXT NOT NULL, id TEXT NOT NULL, subject_id TEXT NOT NULL, model_id TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
+     PRIMARY KEY (gallery_id, id)
+   );`,
 ];
 
 /**

@@ -8,7 +8,7 @@ export type Handler = (topic: string, payload: Buffer) => void;
 /** What the hub needs from a broker; one embedded (aedes) and one external (mqtt.js) implementation. */
 export interface BrokerPort {
   readonly url: string;
-  publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
+  publish(topic: string, payload: string | Buffer, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
   subscribe(pattern: string, handler: Handler): Promise<void>;
   /** Cut a device's live connection (after revocation). */
   disconnect(clientId: string): void;
@@ -97,9 +97,9 @@ export class EmbeddedBroker implements BrokerPort {
     return new EmbeddedBroker(aedes, server, (server.address() as AddressInfo).port, host, sockets);
   }
 
-  publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+  publish(topic: string, payload: string | Buffer, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false }, (err?: Error) =>
+      this.aedes.publish({ cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false }, (err?: Error) =>
         err ? reject(err) : resolve(),
       );
     });
@@ -155,7 +155,7 @@ export class ExternalBroker implements BrokerPort {
     }
   }
 
-  async publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+  async publish(topic: string, payload: string | Buffer, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     await this.client.publishAsync(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false });
   }
 

@@ -24,6 +24,12 @@ const SELECT = `SELECT s.id, s.name, s.consent_at AS consentAt, s.purpose, s.del
   s.created_at AS createdAt, s.updated_at AS updatedAt, (SELECT COUNT(*) FROM templates t WHERE t.subject_id = s.id) AS templates
   FROM subjects s`;
 
+function chunked<T>(ids: readonly string[], query: (ids: string[]) => T[]): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < ids.length; i += 500) out.push(...query(ids.slice(i, i + 500)));
+  return out;
+}
+
 export class SubjectsRepository {
   constructor(private readonly db: HubDb) {}
 
@@ -87,12 +93,20 @@ export class SubjectsRepository {
     return { id, added: true };
   }
 
+  /** Templates of these subjects (any number of ids: queried in chunks under SQLite's variable limit). */
   templates(subjectIds: readonly string[]): TemplateRow[] {
-    if (subjectIds.length === 0) return [];
-    const rows = this.db
-      .prepare(`SELECT id, subject_id AS subjectId, model_id AS modelId, vector, quality FROM templates WHERE subject_id IN (${subjectIds.map(() => '?').join(',')})`)
-      .all(...subjectIds) as (Omit<TemplateRow, 'vector'> & { vector: Buffer })[];
-    return rows.map((r) => ({ ...r, vector: new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength)) }));
+    return chunked(subjectIds, (ids) => {
+      const rows = this.db
+        .prepare(`SELECT id, subject_id AS subjectId, model_id AS modelId, vector, quality FROM templates WHERE subject_id IN (${ids.map(() => '?').join(',')})`)
+        .all(...ids) as (Omit<TemplateRow, 'vector'> & { vector: Buffer })[];
+      return rows.map((r) => ({ ...r, vector: new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength)) }));
+    });
+  }
+
+  /** Names of these subjects by id (absent ids are left out). */
+  names(subjectIds: readonly string[]): Map<string, string> {
+    const rows = chunked(subjectIds, (ids) => this.db.prepare(`SELECT id, name FROM subjects WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as { id: string; name: string }[]);
+    return new Map(rows.map((r) => [r.id, r.name]));
   }
 
   count(): { subjects: number; templates: number } {
