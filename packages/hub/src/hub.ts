@@ -188,9 +188,7 @@ export class Hub {
     if (!this.galleries.get(galleryId)) throw new NotFoundError(`no gallery with id ${galleryId}`);
     const image = await this.analyzer.decode(bytes);
     const faces = await this.analyzer.analyse(image);
-    const members = this.galleries.members(galleryId);
-    const index = new FlatIndex(this.analyzer.embedderId);
-    for (const t of this.subjects.templates(members)) if (t.modelId === this.analyzer.embedderId) index.add({ templateId: t.id, subjectId: t.subjectId }, t.vector);
+    const index = this.searchIndex(galleryId);
     const decisions = assignUnique(faces.map((f) => decide(index.search(f.embedding.vector, top * 4), this.threshold, top)), this.threshold);
     const name = (id: string): string => this.subjects.get(id)?.name ?? id;
     return {
@@ -211,6 +209,19 @@ export class Hub {
     };
   }
 
+  private readonly indexes = new Map<string, { head: number; index: FlatIndex }>();
+
+  /** A gallery's templates of the current embedder, in memory while the gallery's head stays put. */
+  private searchIndex(galleryId: string): FlatIndex {
+    const head = this.galleries.head(galleryId);
+    const cached = this.indexes.get(galleryId);
+    if (cached?.head === head) return cached.index;
+    const index = new FlatIndex(this.analyzer.embedderId);
+    for (const t of this.subjects.templates(this.galleries.members(galleryId))) if (t.modelId === this.analyzer.embedderId) index.add({ templateId: t.id, subjectId: t.subjectId }, t.vector);
+    this.indexes.set(galleryId, { head, index });
+    return index;
+  }
+
   async verify(a: Uint8Array, b: Uint8Array) {
     const embed = async (bytes: Uint8Array, label: string) => {
       const face = await this.analyzer.largestFace(await this.analyzer.decode(bytes));
@@ -223,6 +234,7 @@ export class Hub {
 
   async close(): Promise<void> {
     clearInterval(this.retentionTimer);
+    this.sync?.close();
     await this.broker?.close().catch(() => undefined);
     await this.analyzer?.close().catch(() => undefined);
     if (this.db.open) this.db.close();

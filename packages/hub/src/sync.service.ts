@@ -16,6 +16,8 @@ import type { SubjectsRepository } from './store/subjects.repository.js';
 const SNAPSHOT_AFTER = 1000;
 /** A snapshot part holds about this many bytes of JSON (about 370 templates of 512 floats). */
 export const DEFAULT_PART_BYTES = 1 << 20;
+/** A snapshot nobody asked for in this long is dropped from memory (it is rebuilt when needed). */
+const SNAPSHOT_IDLE_MS = 5 * 60_000;
 
 interface Snapshot {
   toSeq: number;
@@ -35,6 +37,7 @@ interface Snapshot {
  */
 export class SyncService {
   private readonly snapshots = new Map<string, Promise<Snapshot>>();
+  private readonly expiry = new Map<string, NodeJS.Timeout>();
   private readonly deltas = new Map<string, Buffer>();
 
   constructor(
@@ -113,17 +116,35 @@ export class SyncService {
     return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes };
   }
 
-  /** Snapshot of a gallery at `toSeq` (its head when built), cut into parts; the last two per gallery are kept. */
+  /**
+   * Snapshot of a gallery at `toSeq` (its head when built), cut into parts. The last two per
+   * gallery are kept (devices part-way through the older one finish it), each until it has not
+   * been asked for in SNAPSHOT_IDLE_MS.
+   */
   private snapshot(galleryId: string, toSeq: number): Promise<Snapshot> {
     const key = `${galleryId}\u0000${toSeq}`;
     let snap = this.snapshots.get(key);
     if (snap === undefined) {
       snap = this.buildSnapshot(galleryId, toSeq);
-      snap.catch(() => this.snapshots.delete(key));
-      for (const k of [...this.snapshots.keys()].filter((k) => k.startsWith(`${galleryId}\u0000`)).slice(0, -1)) this.snapshots.delete(k);
+      snap.catch(() => this.forget(key));
+      for (const k of [...this.snapshots.keys()].filter((k) => k.startsWith(`${galleryId}\u0000`)).slice(0, -1)) this.forget(k);
       this.snapshots.set(key, snap);
     }
+    clearTimeout(this.expiry.get(key));
+    this.expiry.set(key, setTimeout(() => this.forget(key), SNAPSHOT_IDLE_MS).unref());
     return snap;
+  }
+
+  private forget(key: string): void {
+    clearTimeout(this.expiry.get(key));
+    this.expiry.delete(key);
+    this.snapshots.delete(key);
+  }
+
+  /** Drop what is kept in memory (at shutdown). */
+  close(): void {
+    for (const k of [...this.snapshots.keys()]) this.forget(k);
+    this.deltas.clear();
   }
 
   /**
