@@ -14,6 +14,9 @@ export interface HubConfig {
   mqttUrl?: string;
   mqttUsername?: string;
   mqttPassword?: string;
+  /** PEM certificate and key: the embedded broker then speaks MQTT over TLS (mqtts://). */
+  mqttTlsCert?: string;
+  mqttTlsKey?: string;
   maxUploadBytes: number;
   /** Events older than this many days are purged (0 = keep). */
   eventRetentionDays: number;
@@ -59,7 +62,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile };
   for (const [k, v] of Object.entries(envMap)) if (v !== undefined && v !== '') merged[k] = v;
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
-  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'detector', 'embedder']);
+  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder']);
   for (const k of Object.keys(merged)) if (!known.has(k)) throw new ConfigError(`hub config: unknown key "${k}"`);
   const int = (k: keyof HubConfig, min: number, max: number): number => {
     const n = Number(merged[k]);
@@ -91,6 +94,13 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   for (const k of ['mqttUsername', 'mqttPassword', 'detector', 'embedder'] as const) {
     const v = str(k);
     if (v !== undefined) c[k] = v;
+  }
+  const cert = str('mqttTlsCert');
+  const key = str('mqttTlsKey');
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('hub config: mqttTlsCert and mqttTlsKey go together');
+  if (cert !== undefined && key !== undefined) {
+    c.mqttTlsCert = resolve(cert);
+    c.mqttTlsKey = resolve(key);
   }
   return Object.freeze(c);
 }

@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SyncChangesMessage } from '@facefleet/protocol';
+import mqtt from 'mqtt';
+import { topics, type SyncChangesMessage } from '@facefleet/protocol';
 import { loadHubConfig } from './config.js';
 import { Hub } from './hub.js';
 import { devicePublishAllowed, deviceSubscribeAllowed, matches } from './mqtt/broker.js';
@@ -93,6 +95,34 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
     } finally {
       await small.close();
     }
+  });
+
+  it('serves MQTT over TLS when given a certificate, and refuses plain clients then', async () => {
+    const tlsDir = join(dir, 'tls');
+    mkdirSync(tlsDir);
+    const cert = join(tlsDir, 'cert.pem');
+    const key = join(tlsDir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const secure = await Hub.start(loadHubConfig({ dataDir: join(dir, 'tls-hub'), port: '0', mqttPort: '0', mqttTlsCert: cert, mqttTlsKey: key }, undefined, {}), () => undefined);
+    try {
+      expect(secure.broker.url).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+      const { device, secret } = secure.devices.create('tls-device');
+      const ok = await mqtt.connectAsync(secure.broker.url, { clientId: device.id, username: device.id, password: secret, ca: readFileSync(cert), reconnectPeriod: 0 });
+      expect((await ok.subscribeAsync(topics.acks(device.id), { qos: 1 }))[0]!.qos).toBe(1);
+      await ok.endAsync(true);
+      const plain = secure.broker.url.replace('mqtts:', 'mqtt:');
+      const client = mqtt.connect(plain, { clientId: device.id, username: device.id, password: secret, reconnectPeriod: 0, connectTimeout: 2000 });
+      const outcome = await new Promise((r) => {
+        client.once('connect', () => r('connected'));
+        client.once('close', () => r('closed'));
+        client.once('error', () => r('error'));
+      });
+      client.end(true);
+      expect(outcome).not.toBe('connected');
+    } finally {
+      await secure.close();
+    }
+    expect(() => loadHubConfig({ dataDir: dir, mqttTlsCert: cert }, undefined, {})).toThrow(/go together/);
   });
 
   it('keeps device secrets as hashes and refuses revoked devices', () => {

@@ -66,7 +66,7 @@ export class Hub {
       hub.threshold = findModel(hub.analyzer.embedderId).threshold ?? 0.32;
       hub.broker = config.mqttUrl
         ? await ExternalBroker.connect(config.mqttUrl, { clientId: `facefleet-hub-${process.pid}`, ...(config.mqttUsername ? { username: config.mqttUsername } : {}), ...(config.mqttPassword ? { password: config.mqttPassword } : {}) })
-        : await EmbeddedBroker.start(config.mqttPort, config.mqttHost, { verify: (id, s) => hub.devices.verify(id, s), galleries: (id) => hub.devices.galleries(id) }, log);
+        : await EmbeddedBroker.start(config.mqttPort, config.mqttHost, { verify: (id, s) => hub.devices.verify(id, s), galleries: (id) => hub.devices.galleries(id) }, log, config.mqttTlsCert !== undefined && config.mqttTlsKey !== undefined ? { cert: config.mqttTlsCert, key: config.mqttTlsKey } : undefined);
       hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log, config.syncPartBytes);
       hub.ingest = new IngestService(hub.broker, hub.devices, hub.events, hub.sync, log);
       await hub.ingest.start();

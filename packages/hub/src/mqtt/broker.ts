@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ConfigError, parseDeviceTopic, TOPIC_ROOT } from '@facefleet/protocol';
@@ -47,13 +49,23 @@ export class EmbeddedBroker implements BrokerPort {
     readonly port: number,
     readonly host: string,
     private readonly sockets: Set<Socket>,
+    private readonly tls: boolean,
   ) {}
 
   get url(): string {
-    return `mqtt://${this.host}:${this.port}`;
+    return `${this.tls ? 'mqtts' : 'mqtt'}://${this.host}:${this.port}`;
   }
 
-  static async start(port: number, host: string, access: DeviceAccess, log: (msg: string) => void): Promise<EmbeddedBroker> {
+  /** `tls`: PEM files of the broker's certificate and key; devices then connect with mqtts://. */
+  static async start(port: number, host: string, access: DeviceAccess, log: (msg: string) => void, tls?: { cert: string; key: string }): Promise<EmbeddedBroker> {
+    let credentials: { cert: Buffer; key: Buffer } | undefined;
+    if (tls !== undefined) {
+      try {
+        credentials = { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+      } catch (err) {
+        throw new ConfigError(`cannot read the MQTT TLS certificate or key: ${(err as Error).message}`);
+      }
+    }
     const aedes = await Aedes.createBroker({
       authenticate: (client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean) => void) => {
         const ok = username !== undefined && username === client.id && password !== undefined && access.verify(username, password.toString('utf8'));
@@ -77,10 +89,18 @@ export class EmbeddedBroker implements BrokerPort {
       },
     });
     const sockets = new Set<Socket>();
-    const server = createServer((socket) => {
+    const onSocket = (socket: Socket): void => void aedes.handle(socket);
+    let server: Server;
+    try {
+      server = credentials ? createTlsServer(credentials, onSocket) : createServer(onSocket);
+    } catch (err) {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      throw new ConfigError(`MQTT TLS: ${(err as Error).message}`);
+    }
+    // Raw connections, TLS handshakes still pending included: close() destroys them all.
+    server.on('connection', (socket: Socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      aedes.handle(socket);
     });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -94,7 +114,7 @@ export class EmbeddedBroker implements BrokerPort {
       await new Promise<void>((r) => aedes.close(() => r()));
       throw err;
     }
-    return new EmbeddedBroker(aedes, server, (server.address() as AddressInfo).port, host, sockets);
+    return new EmbeddedBroker(aedes, server, (server.address() as AddressInfo).port, host, sockets, credentials !== undefined);
   }
 
   publish(topic: string, payload: string | Buffer, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
