@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './embedding.js';
 export * from './topics.js';
 export * from './messages.js';
+export * from './models.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { modelRef } from './models.js';
 
 /** A recognition event as it travels device -> hub. Ids are UUIDs made on the device. */
 export const eventMessage = z.object({
@@ -90,8 +91,17 @@ export const syncChangesMessage = z
   .refine((m) => m.part === undefined || (m.snapshot && m.part.index < m.part.count), { message: 'part must be of a snapshot, with index < count', path: ['part'] });
 export type SyncChangesMessage = z.infer<typeof syncChangesMessage>;
 
-/** Hub -> device, retained: what the device is assigned. */
-export const deviceConfigMessage = z.object({ galleries: z.array(z.string()) });
+/**
+ * Hub -> device, retained: what the device is assigned: galleries, and the models it should run
+ * (absent: keep what it runs). `rolloutId` names the rollout that assigned them, for reports.
+ */
+export const deviceConfigMessage = z.object({
+  galleries: z.array(z.string()),
+  models: z.object({ detector: modelRef.optional(), embedder: modelRef.optional() }).optional(),
+  rolloutId: z.string().nullable().optional(),
+  /** The hub's Ed25519 public key (PEM) that signs models; an agent without a configured key pins the first it sees. */
+  signingKey: z.string().optional(),
+});
 export type DeviceConfigMessage = z.infer<typeof deviceConfigMessage>;
 
 /** Hub -> devices, retained: a gallery's head sequence. */

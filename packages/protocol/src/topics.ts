@@ -26,10 +26,12 @@ export const topics = {
   syncChanges: (deviceId: string): string => `${TOPIC_ROOT}/devices/${segment(deviceId)}/sync/changes`,
   /** Hub -> device, retained: the device's assignment (galleries, models). */
   config: (deviceId: string): string => `${TOPIC_ROOT}/devices/${segment(deviceId)}/config`,
+  /** Device -> hub, QoS 1: each step of a model update (downloading .. active or failed). */
+  models: (deviceId: string): string => `${TOPIC_ROOT}/devices/${segment(deviceId)}/models`,
   /** Hub -> devices, retained: the head sequence of a gallery. */
   galleryHead: (galleryId: string): string => `${TOPIC_ROOT}/galleries/${segment(galleryId)}/head`,
   /** Every device's topic of one kind, for the hub's subscriptions. */
-  allDevices: (kind: 'state' | 'events' | 'status' | 'sync/request'): string => `${TOPIC_ROOT}/devices/+/${kind}`,
+  allDevices: (kind: 'state' | 'events' | 'status' | 'sync/request' | 'models'): string => `${TOPIC_ROOT}/devices/+/${kind}`,
 } as const;
 
 /** The device id and kind of a device topic, or undefined when it is not one. */

@@ -31,6 +31,13 @@ export interface VisionConfig {
   modelsDir?: string;
   /** Collects per-stage wall time (decode, detect, align, embed and the raw model runs). */
   times?: StageTimes;
+  /** Models from files outside the manifest (fleet updates): their manifest entry and file; these win over `detector`/`embedder`. */
+  files?: { detector?: ModelFile; embedder?: ModelFile };
+}
+
+export interface ModelFile {
+  entry: ModelEntry;
+  path: string;
 }
 
 export interface DetectedFace extends Detection {
@@ -60,13 +67,19 @@ export class FaceAnalyzer {
 
   static async open(config: VisionConfig = {}): Promise<FaceAnalyzer> {
     const manifest = loadManifest();
-    const det = findModel(config.detector ?? manifest.defaults.detector, manifest);
-    const emb = findModel(config.embedder ?? manifest.defaults.embedder, manifest);
+    const det = config.files?.detector?.entry ?? findModel(config.detector ?? manifest.defaults.detector, manifest);
+    const emb = config.files?.embedder?.entry ?? findModel(config.embedder ?? manifest.defaults.embedder, manifest);
     if (det.kind !== 'detector') throw new ConfigError(`model ${det.id} is of kind ${det.kind}, not a detector`);
     if (emb.kind !== 'embedder') throw new ConfigError(`model ${emb.id} is of kind ${emb.kind}, not an embedder`);
     const threads = config.threads !== undefined ? { threads: config.threads } : {};
-    const detector = await openDetector(det, config.modelsDir, threads, config.times);
-    const embedder = await openEmbedder(emb, config, threads);
+    const detector = await openDetector(det, config.files?.detector?.path ?? modelFile(det, config.modelsDir), threads, config.times);
+    let embedder: Embedder;
+    try {
+      embedder = await openEmbedder(emb, config.files?.embedder?.path ?? modelFile(emb, config.modelsDir), config, threads);
+    } catch (err) {
+      await detector.dispose();
+      throw err;
+    }
     const liveness: LivenessModel[] = [];
     if (config.liveness === true) {
       for (const id of manifest.defaults.liveness) {
@@ -144,8 +157,8 @@ export class FaceAnalyzer {
   }
 }
 
-async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { threads?: number }, times?: StageTimes): Promise<DetectorModel> {
-  const session = timedSession(await openSession(modelFile(entry, dir), opts), times, 'detectorModel');
+async function openDetector(entry: ModelEntry, path: string, opts: { threads?: number }, times?: StageTimes): Promise<DetectorModel> {
+  const session = timedSession(await openSession(path, opts), times, 'detectorModel');
   const [, , h, w] = entry.input.shape;
   const fixed = h !== undefined && w !== undefined && h > 0 && w > 0 ? ([w, h] as const) : undefined;
   switch (entry.family) {
@@ -160,8 +173,8 @@ async function openDetector(entry: ModelEntry, dir: string | undefined, opts: { 
   }
 }
 
-async function openEmbedder(entry: ModelEntry, config: VisionConfig, opts: { threads?: number }): Promise<Embedder> {
-  const session = timedSession(await openSession(modelFile(entry, config.modelsDir), opts), config.times, 'embedderModel');
+async function openEmbedder(entry: ModelEntry, path: string, config: VisionConfig, opts: { threads?: number }): Promise<Embedder> {
+  const session = timedSession(await openSession(path, opts), config.times, 'embedderModel');
   const size = entry.input.shape[2] ?? 112;
   const dynamicBatch = (entry.input.shape[0] ?? 1) < 0;
   return new Embedder(entry.id, session, entry.input, size, dynamicBatch, config.flip !== undefined ? { flip: config.flip } : {});

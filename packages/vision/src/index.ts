@@ -12,3 +12,5 @@ export * from './analyzer.js';
 export * from './eval/pairs.js';
 export * from './eval/metrics.js';
 export * from './models/timing.js';
+export * from './models/selftest.js';
+export * from './models/session.js';

@@ -23,7 +23,7 @@ export interface DeviceAccess {
   galleries(deviceId: string): string[];
 }
 
-const DEVICE_PUBLISH = new Set(['state', 'events', 'status', 'sync/request']);
+const DEVICE_PUBLISH = new Set(['state', 'events', 'status', 'sync/request', 'models']);
 const DEVICE_SUBSCRIBE = new Set(['acks', 'sync/changes', 'config']);
 
 /** May this device publish on this topic? Only its own device topics; retain only its state. */
