@@ -63,10 +63,11 @@ describe('GalleryStore (real SQLite file)', () => {
     g.close();
   });
 
-  it('applies hub changes in one go: upserts, deletes, snapshots, other-model templates skipped, local seeds replaced', () => {
+  it('applies hub changes in one go: upserts, deletes, snapshots, every model\'s templates kept, local seeds replaced', () => {
     const g = GalleryStore.open(path);
     const seed = g.ensureSubject('Local seed');
     g.addTemplate(seed.id, { modelId: 'm1', vector: vec(0, 0, 1) });
+    expect(g.managed).toBe(false);
     const r1 = g.applySync('gal', {
       snapshot: true,
       toSeq: 2,
@@ -74,47 +75,64 @@ describe('GalleryStore (real SQLite file)', () => {
         { op: 'upsert', subjectId: 'hub-ann', name: 'Ann', templates: [{ id: 't1', modelId: 'm1', vector: vec(1, 0, 0) }, { id: 't2', modelId: 'other', vector: vec(1, 0) }] },
         { op: 'upsert', subjectId: 'hub-bob', name: 'Bob', templates: [{ id: 't3', modelId: 'm1', vector: vec(0, 1, 0) }] },
       ],
-    }, 'm1');
-    expect(r1).toEqual({ upserts: 2, deletes: 0, skippedTemplates: 1 });
-    expect(g.listSubjects().map((s) => s.name)).toEqual(['Ann', 'Bob']); // the local seed is gone
+    });
+    expect(r1).toEqual({ upserts: 2, deletes: 0, skippedTemplates: 0 });
+    expect(g.managed).toBe(true);
+    expect(g.listSubjects().map((s) => [s.name, s.templates])).toEqual([['Ann', 2], ['Bob', 1]]); // the local seed is gone
+    expect(g.modelIds()).toEqual(['m1', 'other']);
     expect(g.sequences()).toEqual({ gal: 2 });
-    expect(g.search('m1', vec(1, 0, 0), 1)[0]!.subjectId).toBe('hub-ann');
-    g.applySync('gal', { snapshot: false, toSeq: 3, changes: [{ op: 'delete', subjectId: 'hub-ann' }] }, 'm1');
+    // Each model is searched among its own templates only (a 2-d and a 3-d model side by side).
+    expect(g.search('m1', vec(1, 0, 0), 5).map((h) => h.subjectId)).toEqual(['hub-ann', 'hub-bob']);
+    expect(g.search('other', vec(1, 0), 5).map((h) => [h.templateId, h.subjectId])).toEqual([['t2', 'hub-ann']]);
+    expect(g.search('unknown-model', vec(1, 0), 5)).toEqual([]);
+    // Bob has no template of `other`: an embedder switch to it would stop recognising him.
+    expect(g.subjectsWithoutModel('other')).toEqual(['hub-bob']);
+    expect(g.subjectsWithoutModel('m1')).toEqual([]);
+    g.applySync('gal', { snapshot: false, toSeq: 3, changes: [{ op: 'delete', subjectId: 'hub-ann' }] });
     expect(g.listSubjects().map((s) => s.name)).toEqual(['Bob']);
     expect(g.search('m1', vec(1, 0, 0), 5).map((h) => h.subjectId)).toEqual(['hub-bob']);
-    g.dropGallery('gal');
-    expect(g.listSubjects()).toEqual([]);
-    expect(g.sequences()).toEqual({});
+    expect(g.search('other', vec(1, 0), 5)).toEqual([]);
     g.close();
+    // Managed survives a reopen; asked for `only` one model, the others are skipped and counted.
+    const again = GalleryStore.open(path);
+    expect(again.managed).toBe(true);
+    const r2 = again.applySync('gal', { snapshot: false, toSeq: 4, changes: [{ op: 'upsert', subjectId: 'hub-cy', name: 'Cy', templates: [{ id: 't4', modelId: 'm1', vector: vec(0, 0, 1) }, { id: 't5', modelId: 'other', vector: vec(0, 1) }] }] }, 'm1');
+    expect(r2).toEqual({ upserts: 1, deletes: 0, skippedTemplates: 1 });
+    again.dropGallery('gal');
+    expect(again.listSubjects()).toEqual([]);
+    expect(again.sequences()).toEqual({});
+    again.close();
   });
 
   it('stages a snapshot that arrives in parts and applies it whole with the last part, resumable after a reopen', () => {
     const file = join(dir, 'parts.db');
     let g = GalleryStore.open(file);
-    g.applySync('gal', { snapshot: true, toSeq: 1, changes: [{ op: 'upsert', subjectId: 'old', name: 'Old', templates: [{ id: 't0', modelId: 'm1', vector: vec(0, 0, 1) }] }] }, 'm1');
+    g.applySync('gal', { snapshot: true, toSeq: 1, changes: [{ op: 'upsert', subjectId: 'old', name: 'Old', templates: [{ id: 't0', modelId: 'm1', vector: vec(0, 0, 1) }] }] });
     const up = (id: string, v: Float32Array, modelId = 'm1') => ({ op: 'upsert' as const, subjectId: id, name: id.toUpperCase(), templates: [{ id: `t-${id}`, modelId, vector: v }] });
-    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 0, count: 3, changes: [up('a', vec(1, 0, 0))] }, 'm1')).toEqual({ state: 'staged', next: 1, skippedTemplates: 0 });
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 0, count: 3, changes: [up('a', vec(1, 0, 0))] })).toEqual({ state: 'staged', next: 1, skippedTemplates: 0 });
     // Nothing changes until the last part: the old gallery still answers.
     expect(g.listSubjects().map((s) => s.name)).toEqual(['Old']);
     expect(g.sequences()).toEqual({ gal: 1 });
     expect(g.snapshotProgress()).toEqual({ gal: { toSeq: 9, part: 1 } });
     // A gap or another snapshot's part is refused; a part already staged is a duplicate.
-    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [] }, 'm1').state).toBe('restart');
-    expect(g.stageSnapshotPart('gal', { toSeq: 8, index: 1, count: 3, changes: [] }, 'm1').state).toBe('restart');
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [] }).state).toBe('restart');
+    expect(g.stageSnapshotPart('gal', { toSeq: 8, index: 1, count: 3, changes: [] }).state).toBe('restart');
     g.close();
     g = GalleryStore.open(file); // a restart between parts
     expect(g.snapshotProgress()).toEqual({ gal: { toSeq: 9, part: 1 } });
-    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [up('b', vec(0, 1, 0)), up('x', vec(0, 1, 0), 'other')] }, 'm1')).toEqual({ state: 'staged', next: 2, skippedTemplates: 1 });
-    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [] }, 'm1')).toEqual({ state: 'duplicate' });
-    const done = g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [up('c', vec(1, 1, 0))] }, 'm1');
+    // Templates of another model are staged too (an embedder rollout sends both models).
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [up('b', vec(0, 1, 0)), up('x', vec(0, 1), 'other')] })).toEqual({ state: 'staged', next: 2, skippedTemplates: 0 });
+    expect(g.stageSnapshotPart('gal', { toSeq: 9, index: 1, count: 3, changes: [] })).toEqual({ state: 'duplicate' });
+    const done = g.stageSnapshotPart('gal', { toSeq: 9, index: 2, count: 3, changes: [up('c', vec(1, 1, 0))] });
     expect(done).toEqual({ state: 'applied', result: { upserts: 4, deletes: 0, skippedTemplates: 0 } });
-    expect(g.listSubjects().map((s) => [s.name, s.templates])).toEqual([['A', 1], ['B', 1], ['C', 1], ['X', 0]]);
+    expect(g.listSubjects().map((s) => [s.name, s.templates])).toEqual([['A', 1], ['B', 1], ['C', 1], ['X', 1]]);
     expect(g.sequences()).toEqual({ gal: 9 });
     expect(g.snapshotProgress()).toEqual({});
     expect(g.search('m1', vec(0, 1, 0), 1)[0]!.subjectId).toBe('b');
+    expect(g.search('other', vec(0, 1), 5).map((h) => h.subjectId)).toEqual(['x']);
     // A part 0 of a newer snapshot starts over; a plain change from the hub drops the staging.
-    g.stageSnapshotPart('gal', { toSeq: 12, index: 0, count: 2, changes: [up('d', vec(1, 0, 0))] }, 'm1');
-    g.applySync('gal', { snapshot: false, toSeq: 10, changes: [{ op: 'delete', subjectId: 'a' }] }, 'm1');
+    g.stageSnapshotPart('gal', { toSeq: 12, index: 0, count: 2, changes: [up('d', vec(1, 0, 0))] });
+    g.applySync('gal', { snapshot: false, toSeq: 10, changes: [{ op: 'delete', subjectId: 'a' }] });
     expect(g.snapshotProgress()).toEqual({});
     expect(g.listSubjects().map((s) => s.name)).toEqual(['B', 'C', 'X']);
     g.close();

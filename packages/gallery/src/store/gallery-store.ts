@@ -41,6 +41,7 @@ export type SyncChange =
 export interface SyncApplied {
   upserts: number;
   deletes: number;
+  /** Templates left out: those of another model when the caller asked for `only` one (0 otherwise). */
   skippedTemplates: number;
 }
 
@@ -54,13 +55,25 @@ export interface GalleryOpenOptions {
  * A face gallery in one SQLite file (WAL): subjects, and their templates tagged with the model
  * that made them. Search runs on an in-memory FlatIndex per model, built on first use and kept
  * in step with writes made through this object.
+ *
+ * A standalone gallery (enrolled here) holds one model's templates. A managed gallery (synced
+ * from a hub) holds every model the hub sends: during an embedder rollout the hub sends each
+ * subject's templates of the old and the new model, so a device can switch model and gallery
+ * together (issue 5); search then uses only the templates of the model asked for.
  */
 export class GalleryStore {
   private readonly db: Database.Database;
   private readonly indexes = new Map<string, FlatIndex>();
+  private managedGallery: boolean;
 
   private constructor(db: Database.Database, readonly path: string) {
     this.db = db;
+    this.managedGallery = this.getMeta('managed') === '1';
+  }
+
+  /** Synced from a hub (holds the templates of every model the hub sends). */
+  get managed(): boolean {
+    return this.managedGallery;
   }
 
   static open(path: string, options: GalleryOpenOptions = {}): GalleryStore {
@@ -151,20 +164,20 @@ export class GalleryStore {
 
   /**
    * Apply one gallery's changes from the hub in one transaction: upserts replace a subject's
-   * name and templates (templates of a model other than `modelId` are skipped and counted),
-   * deletes drop the membership; subjects left in no gallery are erased, local seeds included
-   * (a managed agent's galleries are the hub's). Records `toSeq` as the gallery's sequence.
+   * name and templates (every model's; with `only`, templates of other models are skipped and
+   * counted), deletes drop the membership; subjects left in no gallery are erased, local seeds
+   * included (a managed agent's galleries are the hub's). Records `toSeq` as the gallery's sequence.
    */
   applySync(
     galleryId: string,
     sync: { snapshot: boolean; toSeq: number; changes: readonly SyncChange[] },
-    modelId: string,
+    only?: string,
   ): SyncApplied {
     const r = this.db.transaction(() => {
       if (sync.snapshot) this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ?').run(galleryId);
       // The hub answered with changes, not the rest of a snapshot being staged: that one is moot.
       this.clearStaging(galleryId);
-      const r = this.writeChanges(galleryId, sync.changes, modelId);
+      const r = this.writeChanges(galleryId, sync.changes, only);
       this.finishSync(galleryId, sync.toSeq);
       return r;
     })();
@@ -172,7 +185,7 @@ export class GalleryStore {
     return r;
   }
 
-  private writeChanges(galleryId: string, changes: readonly SyncChange[], modelId: string): SyncApplied {
+  private writeChanges(galleryId: string, changes: readonly SyncChange[], only: string | undefined): SyncApplied {
     let upserts = 0, deletes = 0, skippedTemplates = 0;
     const now = new Date().toISOString();
     const del = this.db.prepare('DELETE FROM gallery_members WHERE gallery_id = ? AND subject_id = ?');
@@ -189,7 +202,7 @@ export class GalleryStore {
       subject.run(c.subjectId, c.name, now);
       clear.run(c.subjectId);
       for (const t of c.templates) {
-        if (t.modelId !== modelId) {
+        if (only !== undefined && t.modelId !== only) {
           skippedTemplates++;
           continue;
         }
@@ -205,6 +218,7 @@ export class GalleryStore {
     this.db.prepare('DELETE FROM subjects WHERE id NOT IN (SELECT subject_id FROM gallery_members)').run();
     this.setMeta(`seq:${galleryId}`, String(toSeq));
     this.setMeta('managed', '1');
+    this.managedGallery = true;
   }
 
   /**
@@ -217,9 +231,9 @@ export class GalleryStore {
   stageSnapshotPart(
     galleryId: string,
     part: { toSeq: number; index: number; count: number; changes: readonly SyncChange[] },
-    modelId: string,
+    only?: string,
   ): { state: 'staged'; next: number; skippedTemplates: number } | { state: 'applied'; result: SyncApplied } | { state: 'duplicate' } | { state: 'restart'; reason: string } {
-    if (part.count === 1) return { state: 'applied', result: this.applySync(galleryId, { snapshot: true, toSeq: part.toSeq, changes: part.changes }, modelId) };
+    if (part.count === 1) return { state: 'applied', result: this.applySync(galleryId, { snapshot: true, toSeq: part.toSeq, changes: part.changes }, only) };
     const progress = this.snapshotProgress()[galleryId];
     if (part.index > 0 && progress !== undefined && progress.toSeq === part.toSeq && part.index < progress.part) return { state: 'duplicate' };
     if (part.index > 0 && (progress === undefined || progress.toSeq !== part.toSeq || progress.part !== part.index)) {
@@ -235,7 +249,7 @@ export class GalleryStore {
         if (c.op !== 'upsert') continue; // a snapshot holds members only
         subject.run(galleryId, c.subjectId, c.name);
         for (const t of c.templates) {
-          if (t.modelId !== modelId) {
+          if (only !== undefined && t.modelId !== only) {
             skippedTemplates++;
             continue;
           }
@@ -328,10 +342,28 @@ export class GalleryStore {
     return { added: true, templateId: id };
   }
 
-  /** Template hits for a query embedding, best first. */
+  /**
+   * Template hits for a query embedding, best first, among the templates of `modelId` only. A
+   * standalone gallery holding another model's templates is refused (matching them is meaningless).
+   */
   search(modelId: string, vector: Float32Array, k = 10): TemplateHit[] {
-    this.assertModel(modelId);
+    if (!this.managedGallery) this.assertModel(modelId);
     return this.index(modelId).search(vector, k * 4);
+  }
+
+  /**
+   * Ids of subjects that have templates, but none of `modelId`: those a switch to that embedder
+   * would stop recognising.
+   */
+  subjectsWithoutModel(modelId: string): string[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT DISTINCT subject_id AS id FROM templates t
+           WHERE NOT EXISTS (SELECT 1 FROM templates u WHERE u.subject_id = t.subject_id AND u.model_id = ?) ORDER BY id`,
+        )
+        .all(modelId) as { id: string }[]
+    ).map((r) => r.id);
   }
 
   /** Throw a clear ModelError when this gallery's templates come from another model. */
