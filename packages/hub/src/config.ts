@@ -25,6 +25,10 @@ export interface HubConfig {
   threads: number;
   /** Bytes of JSON per gallery snapshot part (large galleries travel in parts of this size). */
   syncPartBytes: number;
+  /** Keep enrolled faces as aligned crops, encrypted at rest, so the gallery can be re-embedded for a new embedder. */
+  keepFaceCrops: boolean;
+  /** The hub's HTTP address as devices reach it (model downloads); default: where it listens. */
+  publicUrl?: string;
 }
 
 const DEFAULTS: HubConfig = {
@@ -37,6 +41,7 @@ const DEFAULTS: HubConfig = {
   eventRetentionDays: 90,
   threads: 0,
   syncPartBytes: 1 << 20,
+  keepFaceCrops: false,
 };
 
 /** Defaults, then the YAML file, then env (FACEFLEET_HUB_*), then flags; frozen. */
@@ -58,16 +63,24 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     mqttUrl: env.FACEFLEET_HUB_MQTT_URL,
     mqttUsername: env.FACEFLEET_HUB_MQTT_USERNAME,
     mqttPassword: env.FACEFLEET_HUB_MQTT_PASSWORD,
+    keepFaceCrops: env.FACEFLEET_HUB_KEEP_FACE_CROPS,
+    publicUrl: env.FACEFLEET_HUB_PUBLIC_URL,
   };
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile };
   for (const [k, v] of Object.entries(envMap)) if (v !== undefined && v !== '') merged[k] = v;
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
-  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder']);
+  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder', 'publicUrl']);
   for (const k of Object.keys(merged)) if (!known.has(k)) throw new ConfigError(`hub config: unknown key "${k}"`);
   const int = (k: keyof HubConfig, min: number, max: number): number => {
     const n = Number(merged[k]);
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`hub config: ${k} must be an integer from ${min} to ${max}, got ${JSON.stringify(merged[k])}`);
     return n;
+  };
+  const bool = (k: keyof HubConfig): boolean => {
+    const v = merged[k];
+    if (v === true || v === 'true' || v === '1') return true;
+    if (v === false || v === 'false' || v === '0' || v === undefined) return false;
+    throw new ConfigError(`hub config: ${k} must be true or false, got ${JSON.stringify(v)}`);
   };
   const str = (k: keyof HubConfig): string | undefined => {
     const v = merged[k];
@@ -85,7 +98,13 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     eventRetentionDays: int('eventRetentionDays', 0, 100_000),
     threads: int('threads', 0, 256),
     syncPartBytes: int('syncPartBytes', 4096, 256 << 20),
+    keepFaceCrops: bool('keepFaceCrops'),
   };
+  const publicUrl = str('publicUrl');
+  if (publicUrl !== undefined) {
+    if (!/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`hub config: publicUrl must be an http(s) URL, got "${publicUrl}"`);
+    c.publicUrl = publicUrl.replace(/\/+$/, '');
+  }
   const url = str('mqttUrl');
   if (url !== undefined) {
     if (!/^(mqtts?|wss?|tcp):\/\//.test(url)) throw new ConfigError(`hub config: mqttUrl must start with mqtt:// or mqtts://, got "${url}"`);

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignUnique, decide, FlatIndex } from '@facefleet/gallery';
-import { ConflictError, DecodeError, FacefleetError, NotFoundError } from '@facefleet/protocol';
+import { ConfigError, ConflictError, DecodeError, FacefleetError, NotFoundError, type ModelRef } from '@facefleet/protocol';
 import { cosine, FaceAnalyzer, findModel, QUALITY_MIN_ENROL, type DetectedFace, type RgbImage } from '@facefleet/vision';
 import { IngestService } from './ingest.service.js';
 import { EmbeddedBroker, ExternalBroker, type BrokerPort } from './mqtt/broker.js';
@@ -13,12 +13,33 @@ import { DEFAULT_GALLERY, GalleriesRepository } from './store/galleries.reposito
 import { openHubDb, type HubDb } from './store/hub-db.js';
 import { KeysRepository } from './store/keys.repository.js';
 import { SubjectsRepository } from './store/subjects.repository.js';
+import { entryOf, loadSigningKey, ModelsService } from './models.service.js';
+import { RolloutsService } from './rollouts.service.js';
+import { CropsRepository } from './store/crops.repository.js';
+import { ModelsRepository } from './store/models.repository.js';
+import { RolloutsRepository } from './store/rollouts.repository.js';
 import { SyncService } from './sync.service.js';
 
 export type FaceStatus = 'ok' | 'noFace' | 'multipleFaces' | 'lowQuality';
 
 /** Faces smaller than this (shorter box side, px) are refused for enrolment as low quality. */
 const MIN_ENROL_FACE_PX = 40;
+
+/** The key that encrypts kept face crops: FACEFLEET_HUB_CROP_KEY (base64, 32 bytes), else <dataDir>/crop-key made once. */
+function cropKey(dataDir: string): Buffer {
+  const env = process.env.FACEFLEET_HUB_CROP_KEY;
+  if (env !== undefined && env !== '') {
+    const key = Buffer.from(env, 'base64');
+    if (key.length !== 32) throw new ConfigError('FACEFLEET_HUB_CROP_KEY must be 32 bytes in base64');
+    return key;
+  }
+  const path = join(dataDir, 'crop-key');
+  if (!existsSync(path)) {
+    writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600 });
+    chmodSync(path, 0o600);
+  }
+  return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+}
 
 /**
  * The hub's composition root and its domain services, independent of HTTP: repositories over
@@ -30,6 +51,13 @@ export class Hub {
   readonly galleries: GalleriesRepository;
   readonly devices: DevicesRepository;
   readonly events: EventsRepository;
+  readonly models: ModelsRepository;
+  readonly rolloutsRepo: RolloutsRepository;
+  readonly crops: CropsRepository;
+  readonly registry: ModelsService;
+  rollouts!: RolloutsService;
+  /** Where devices reach the hub's HTTP API (set when HTTP listens, or config publicUrl). */
+  publicUrl: string;
   broker!: BrokerPort;
   sync!: SyncService;
   ingest!: IngestService;
@@ -47,6 +75,11 @@ export class Hub {
     this.galleries = new GalleriesRepository(db);
     this.devices = new DevicesRepository(db);
     this.events = new EventsRepository(db);
+    this.models = new ModelsRepository(db);
+    this.rolloutsRepo = new RolloutsRepository(db);
+    this.crops = new CropsRepository(db, cropKey(config.dataDir));
+    this.publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+    this.registry = new ModelsService(this.models, loadSigningKey(config.dataDir), config.dataDir, () => this.publicUrl, log);
   }
 
   /** Only the store: enough for `facefleet hub create-key`. */
@@ -67,11 +100,19 @@ export class Hub {
       hub.broker = config.mqttUrl
         ? await ExternalBroker.connect(config.mqttUrl, { clientId: `facefleet-hub-${process.pid}`, ...(config.mqttUsername ? { username: config.mqttUsername } : {}), ...(config.mqttPassword ? { password: config.mqttPassword } : {}) })
         : await EmbeddedBroker.start(config.mqttPort, config.mqttHost, { verify: (id, s) => hub.devices.verify(id, s), galleries: (id) => hub.devices.galleries(id) }, log, config.mqttTlsCert !== undefined && config.mqttTlsKey !== undefined ? { cert: config.mqttTlsCert, key: config.mqttTlsKey } : undefined);
-      hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log, config.syncPartBytes);
-      hub.ingest = new IngestService(hub.broker, hub.devices, hub.events, hub.sync, log);
+      hub.registry.registerBuiltins();
+      hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log, config.syncPartBytes, (id) => hub.deviceModels(id));
+      hub.rollouts = new RolloutsService(hub.rolloutsRepo, hub.models, hub.registry, hub.devices, {
+        publishConfig: (id) => hub.sync.publishConfig(id),
+        reembed: (modelId) => hub.reembed(modelId),
+        isOnline: (id) => hub.devices.get(id)?.online === true,
+        log,
+      });
+      hub.ingest = new IngestService(hub.broker, hub.devices, hub.events, hub.sync, log, hub.rollouts);
       await hub.ingest.start();
       await hub.sync.publishAll();
       await hub.purge();
+      hub.rollouts.start();
       hub.retentionTimer = setInterval(() => void hub.purge().catch((e: Error) => log(`retention: ${e.message}`)), 60_000);
     } catch (err) {
       await hub.close();
@@ -131,13 +172,9 @@ export class Hub {
         continue;
       }
       const [e] = await this.analyzer.embed([face]);
-      const t = this.subjects.addTemplate({
-        subjectId,
-        modelId: e!.embedding.modelId,
-        vector: e!.embedding.vector,
-        quality: face.quality.score,
-        sourceSha256: createHash('sha256').update(f.bytes).digest('hex'),
-      });
+      const sourceSha256 = createHash('sha256').update(f.bytes).digest('hex');
+      const t = this.subjects.addTemplate({ subjectId, modelId: e!.embedding.modelId, vector: e!.embedding.vector, quality: face.quality.score, sourceSha256 });
+      if (this.config.keepFaceCrops) this.crops.put({ subjectId, sourceSha256, width: face.aligned.width, height: face.aligned.height, data: face.aligned.data });
       if (t.added) added++;
       results.push({ file: f.name, status: 'ok', templateId: t.id, ...(t.added ? {} : { reason: 'already enrolled' }) });
     }
@@ -209,6 +246,56 @@ export class Hub {
     };
   }
 
+  /** The models a device is assigned, as signed references, for its retained config. */
+  async deviceModels(deviceId: string): Promise<{ models?: { detector?: ModelRef; embedder?: ModelRef }; rolloutId: string | null; signingKey: string }> {
+    const assigned = this.models.assigned(deviceId);
+    const models: { detector?: ModelRef; embedder?: ModelRef } = {};
+    let rolloutId: string | null = null;
+    for (const kind of ['detector', 'embedder'] as const) {
+      const a = assigned[kind];
+      if (!a) continue;
+      models[kind] = await this.registry.ref(a.modelId);
+      rolloutId = a.rolloutId ?? rolloutId;
+    }
+    return { ...(Object.keys(models).length > 0 ? { models } : {}), rolloutId, signingKey: this.registry.publicKeyPem };
+  }
+
+  /**
+   * Before devices switch to embedder `modelId`: every template of another embedder gets one of
+   * `modelId`, made from the kept face crop of the same source image, and the galleries' logs say
+   * so, so devices hold both until they switch. Refused, with what to do, without the crops.
+   */
+  async reembed(modelId: string): Promise<void> {
+    const row = this.registry.get(modelId);
+    const others = (this.db.prepare('SELECT DISTINCT model_id AS m FROM templates WHERE model_id != ?').all(modelId) as { m: string }[]).map((r) => r.m);
+    const { templates, missing } = this.crops.missingFor(others);
+    if (templates === 0) return;
+    if (missing > 0) {
+      throw new ConflictError(
+        `cannot switch devices to embedder ${modelId}: ${missing} of ${templates} templates have no kept face crop to re-embed from` +
+          (this.config.keepFaceCrops ? '' : ' (keepFaceCrops is off in the hub config)') +
+          '; templates are valid only for the model that made them, so those subjects must be re-enrolled (with keepFaceCrops on) first',
+      );
+    }
+    const started = Date.now();
+    const analyzer = await FaceAnalyzer.open({ threads: this.config.threads, files: { embedder: { entry: entryOf(row), path: row.path } } });
+    const touched = new Set<string>();
+    try {
+      const have = new Set((this.db.prepare('SELECT subject_id || char(0) || source_sha256 AS k FROM templates WHERE model_id = ?').all(modelId) as { k: string }[]).map((r) => r.k));
+      for (const src of this.crops.sources()) {
+        if (have.has(`${src.subjectId}\u0000${src.sourceSha256}`)) continue;
+        const crop = this.crops.get(src.subjectId, src.sourceSha256)!;
+        const [e] = await analyzer.embedder.embed([{ width: crop.width, height: crop.height, data: crop.data }]);
+        this.subjects.addTemplate({ subjectId: src.subjectId, modelId, vector: e!.vector, quality: 1, sourceSha256: src.sourceSha256 });
+        touched.add(src.subjectId);
+      }
+    } finally {
+      await analyzer.close();
+    }
+    for (const id of touched) await this.sync.changed(id, 'upsert', this.galleries.galleriesOf(id));
+    this.log(`models: re-embedded ${touched.size} subjects with ${modelId} in ${Date.now() - started} ms`);
+  }
+
   private readonly indexes = new Map<string, { head: number; index: FlatIndex }>();
 
   /** A gallery's templates of the current embedder, in memory while the gallery's head stays put. */
@@ -234,6 +321,7 @@ export class Hub {
 
   async close(): Promise<void> {
     clearInterval(this.retentionTimer);
+    this.rollouts?.stop();
     this.sync?.close();
     await this.broker?.close().catch(() => undefined);
     await this.analyzer?.close().catch(() => undefined);

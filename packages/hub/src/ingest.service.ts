@@ -1,7 +1,8 @@
-import { eventMessage, parseDeviceTopic, parseMessage, stateMessage, statusMessage, topics, type EventMessage } from '@facefleet/protocol';
+import { eventMessage, modelReportMessage, parseDeviceTopic, parseMessage, stateMessage, statusMessage, topics, type EventMessage } from '@facefleet/protocol';
 import type { BrokerPort } from './mqtt/broker.js';
 import type { DevicesRepository } from './store/devices.repository.js';
 import type { EventsRepository } from './store/events.repository.js';
+import type { RolloutsService } from './rollouts.service.js';
 import type { SyncService } from './sync.service.js';
 
 /**
@@ -29,12 +30,14 @@ export class IngestService {
     private readonly events: EventsRepository,
     private readonly sync: SyncService,
     private readonly log: (msg: string) => void,
+    private readonly rollouts?: RolloutsService,
   ) {}
 
   async start(): Promise<void> {
     await this.broker.subscribe(topics.allDevices('events'), (t, p) => void this.guard(t, () => this.onEvent(t, p)));
     await this.broker.subscribe(topics.allDevices('state'), (t, p) => void this.guard(t, () => this.onState(t, p)));
     await this.broker.subscribe(topics.allDevices('status'), (t, p) => void this.guard(t, () => this.onStatus(t, p)));
+    await this.broker.subscribe(topics.allDevices('models'), (t, p) => void this.guard(t, () => this.onModelReport(t, p)));
     await this.broker.subscribe(topics.allDevices('sync/request'), (t, p) => void this.guard(t, () => this.sync.onSyncRequest(parseDeviceTopic(t)!.deviceId, p)));
   }
 
@@ -90,6 +93,15 @@ export class IngestService {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  private async onModelReport(topic: string, payload: Buffer): Promise<void> {
+    const deviceId = parseDeviceTopic(topic)!.deviceId;
+    const parsed = parseMessage(modelReportMessage, payload);
+    if (!parsed.ok) return this.drop(topic, parsed.reason);
+    if (!this.devices.get(deviceId)) return;
+    this.log(`models: ${deviceId}: ${parsed.value.kind} ${parsed.value.modelId} ${parsed.value.state}${parsed.value.reason ? ` (${parsed.value.reason})` : ''}`);
+    await this.rollouts?.onReport(deviceId, parsed.value);
   }
 
   private onState(topic: string, payload: Buffer): void {

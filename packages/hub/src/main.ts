@@ -105,6 +105,7 @@ async function serve(config: HubConfig, given: { portGiven: boolean; mqttPortGiv
   const { hub, app, port } = await startHubServer(config, given, log);
   const http = { app, port };
   const base = `http://${config.host}:${http.port}`;
+  hub.publicUrl = config.publicUrl ?? base;
   io.err(`facefleet hub: listening on ${base} (API ${base}/api/v1, docs ${base}/api/docs), MQTT ${hub.broker.url}, data ${config.dataDir}`);
   await stopped;
   await http.app.close();

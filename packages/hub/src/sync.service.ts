@@ -47,6 +47,8 @@ export class SyncService {
     private readonly devices: DevicesRepository,
     private readonly log: (msg: string) => void,
     private readonly partBytes = DEFAULT_PART_BYTES,
+    /** What else a device's retained config carries (its models, the signing key). */
+    private readonly configExtras: (deviceId: string) => Promise<Record<string, unknown>> = () => Promise.resolve({}),
   ) {}
 
   /** Record a change of a subject in each of `galleryIds` and announce the new heads. */
@@ -64,7 +66,7 @@ export class SyncService {
   }
 
   async publishConfig(deviceId: string): Promise<void> {
-    const msg = deviceConfigMessage.parse({ galleries: this.devices.galleries(deviceId) });
+    const msg = deviceConfigMessage.parse({ galleries: this.devices.galleries(deviceId), ...(await this.configExtras(deviceId)) });
     await this.broker.publish(topics.config(deviceId), JSON.stringify(msg), { retain: true });
   }
 

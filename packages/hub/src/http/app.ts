@@ -11,7 +11,9 @@ import { ErrorsFilter } from './errors.filter.js';
 import { EventsController } from './events.controller.js';
 import { GalleriesController } from './galleries.controller.js';
 import { HealthController } from './health.controller.js';
+import { ModelsController } from './models.controller.js';
 import { RecognitionController } from './recognition.controller.js';
+import { RolloutsController } from './rollouts.controller.js';
 import { SubjectsController } from './subjects.controller.js';
 import { HUB } from './tokens.js';
 
@@ -22,7 +24,7 @@ class HubModule {
       module: HubModule,
       // Upload limits for every multipart route (413 beyond them); files stay in memory, never on disk.
       imports: [MulterModule.register({ limits: { fileSize: hub.config.maxUploadBytes, files: 20 } })],
-      controllers: [HealthController, SubjectsController, GalleriesController, DevicesController, EventsController, RecognitionController],
+      controllers: [HealthController, SubjectsController, GalleriesController, DevicesController, EventsController, RecognitionController, ModelsController, RolloutsController],
       providers: [{ provide: HUB, useValue: hub }, { provide: APP_GUARD, useClass: ApiKeyGuard }],
     };
   }
@@ -37,7 +39,7 @@ export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port
     app,
     new DocumentBuilder()
       .setTitle('facefleet hub')
-      .setDescription('Admin API: subjects, faces, galleries, devices, events; cloud recognition. Keys: x-api-key or Authorization: Bearer.')
+      .setDescription('Admin API: subjects, faces, galleries, devices, events, models and rollouts; cloud recognition. Keys: x-api-key or Authorization: Bearer.')
       .setVersion('0.1.0')
       .addApiKey({ type: 'apiKey', in: 'header', name: 'x-api-key' }, 'apiKey')
       .build(),

@@ -27,6 +27,23 @@ const MIGRATIONS: string[] = [
    CREATE INDEX events_at ON events(at DESC, id DESC);
    CREATE INDEX events_subject ON events(subject_id);
    CREATE INDEX events_device ON events(device_id);`,
+  // Fleet model updates: the registry, what each device should run, rollouts, and face crops for re-embedding.
+  `CREATE TABLE models (
+     id TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, manifest TEXT NOT NULL,
+     self_test TEXT, key_id TEXT, signature TEXT, source TEXT NOT NULL, path TEXT NOT NULL, created_at TEXT NOT NULL);
+   CREATE TABLE device_models (
+     device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, kind TEXT NOT NULL, model_id TEXT NOT NULL REFERENCES models(id),
+     rollout_id TEXT, PRIMARY KEY (device_id, kind));
+   CREATE TABLE rollouts (
+     id TEXT PRIMARY KEY, model_id TEXT NOT NULL REFERENCES models(id), kind TEXT NOT NULL, target TEXT NOT NULL, waves TEXT NOT NULL,
+     gates TEXT NOT NULL, state TEXT NOT NULL, wave INTEGER NOT NULL, reason TEXT, wave_done_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+   CREATE TABLE rollout_devices (
+     rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE, device_id TEXT NOT NULL, position INTEGER NOT NULL, wave INTEGER NOT NULL,
+     state TEXT NOT NULL, reason TEXT, previous_model_id TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (rollout_id, device_id));
+   CREATE TABLE face_crops (
+     subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE, source_sha256 TEXT NOT NULL,
+     width INTEGER NOT NULL, height INTEGER NOT NULL, iv BLOB NOT NULL, tag BLOB NOT NULL, data BLOB NOT NULL, created_at TEXT NOT NULL,
+     PRIMARY KEY (subject_id, source_sha256));`,
 ];
 
 export type HubDb = Database.Database;
