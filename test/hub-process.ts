@@ -44,6 +44,7 @@ export async function createKey(dataDir: string, role: string): Promise<string> 
 export function api(base: string, key: string | undefined) {
   const headers = (extra: Record<string, string> = {}): Record<string, string> => ({ ...(key ? { 'x-api-key': key } : {}), ...extra });
   return {
+    headers,
     get: (path: string) => fetch(`${base}${path}`, { headers: headers() }),
     post: (path: string, body: unknown) => fetch(`${base}${path}`, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) }),
     patch: (path: string, body: unknown) => fetch(`${base}${path}`, { method: 'PATCH', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) }),
