@@ -5,11 +5,12 @@ import { parseArgs } from 'node:util';
 import { benchAgentRss, benchAgentVideos, type RssResult, type VideoResult } from './agent.js';
 import { benchCore, type CoreResult } from './core.js';
 import { benchHub, type HubBench } from './hub.js';
+import { benchRollout, type RolloutBench } from './rollout.js';
 import { machine } from './machine.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' }, 'report-only': { type: 'boolean' } }, strict: true });
-const known = ['core', 'agent', 'hub', 'agent-rss'];
+const known = ['core', 'agent', 'hub', 'rollout', 'agent-rss'];
 const parts = values['report-only'] === true ? [] : (values.part ?? known);
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
@@ -43,6 +44,9 @@ if (parts.includes('hub')) {
     log,
   });
   results.hub = { ...hub, measured: measured() };
+}
+if (parts.includes('rollout')) {
+  results.rollout = { ...(await benchRollout(cli, { agents: 100, waves: [10, 50, 100], log })), measured: measured() };
 }
 if (parts.includes('agent-rss')) {
   results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }), rssMeasured: measured() };
@@ -130,6 +134,16 @@ function report(r: Record<string, unknown>): string {
         ? [`On the device side, the real GalleryStore parses, decodes, stages and applies the ${hub.agentApply.templates}-template snapshot (${hub.agentApply.parts} parts) in ${hub.agentApply.ms} ms.`, '']
         : []),
       `Hub process RSS: ${hub.rss.startedMb} MB at start (models loaded, empty gallery); ${hub.rss.afterSyncMb} MB with ${hub.rss.templates} templates after serving the snapshots (it keeps the latest snapshot's parts for the next device); ${hub.rss.afterRecognizeMb} MB once a cloud recognition call has loaded the gallery's ${hub.rss.templates} templates for search.`,
+      '',
+    );
+  }
+  const rollout = r.rollout as (RolloutBench & { measured?: M }) | undefined;
+  if (rollout) {
+    lines.push(
+      '## Model rollout',
+      '',
+      via(rollout),
+      `${rollout.modelId} (${(rollout.modelBytes / 1e6).toFixed(1)} MB) rolled out to ${rollout.agents} simulated agents in waves of ${rollout.waves.join(' / ')}% through \`facefleet hub\` as its own process: each agent follows its retained config, downloads the file over HTTP with its own credentials, checks size, sha256 and signature, and reports each step over MQTT (it does not load the model). From \`POST /api/v1/rollouts\` to state ${rollout.state}: **${rollout.ms} ms** (one run; includes the hub's first self-test and signature of that model).`,
       '',
     );
   }
