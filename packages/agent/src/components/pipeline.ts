@@ -9,6 +9,7 @@ import { Tracker, type Emission } from './tracker.js';
 
 export interface PipelineDeps {
   config: AgentConfig;
+  /** The analyzer at start; `setAnalyzer` swaps it between frames. */
   analyzer: FaceAnalyzer;
   gallery: GalleryStore;
   metrics: Metrics;
@@ -29,9 +30,37 @@ export class Pipeline {
   private running = false;
   private loop?: Promise<void>;
   private readonly trackers = new Map<string, Tracker>();
+  /** The embedder and threshold the trackers were made for: their embeddings belong to that model. */
+  private trackersFor = '';
   private idle = true;
+  private analyzer: FaceAnalyzer;
+  private threshold: number;
+  /** Settles when the frame being processed is done. */
+  private inFlight: Promise<void> = Promise.resolve();
 
-  constructor(private readonly d: PipelineDeps) {}
+  constructor(private readonly d: PipelineDeps) {
+    this.analyzer = d.analyzer;
+    this.threshold = d.threshold;
+  }
+
+  /** The analyzer frames go through now. */
+  get current(): { analyzer: FaceAnalyzer; threshold: number } {
+    return { analyzer: this.analyzer, threshold: this.threshold };
+  }
+
+  /**
+   * Swap the analyzer (a model update, issue 5). The next frame uses the new one; the frame in
+   * flight finishes with the old one, and this resolves once it has, so the caller may then close
+   * the old analyzer. Recognition never pauses for more than that one frame. A new embedder (or
+   * threshold) starts the tracks afresh: their embeddings are of the old model.
+   */
+  async setAnalyzer(analyzer: FaceAnalyzer, threshold: number): Promise<FaceAnalyzer> {
+    const old = this.analyzer;
+    this.analyzer = analyzer;
+    this.threshold = threshold;
+    await this.inFlight;
+    return old;
+  }
 
   start(): void {
     this.running = true;
@@ -84,23 +113,32 @@ export class Pipeline {
         continue;
       }
       this.idle = false;
+      let done: () => void = () => undefined;
+      this.inFlight = new Promise<void>((r) => (done = r));
       try {
-        await this.process(next.frame, next.live);
+        await this.process(next.frame, next.live, this.analyzer, this.threshold);
       } catch (err) {
         this.d.metrics.inc('facefleet_frame_errors_total', 'Frames that failed in the pipeline', 1, { source: next.frame.source });
         this.d.log.warn({ source: next.frame.source, frame: next.frame.label, err: (err as Error).message }, 'frame failed');
+      } finally {
+        done();
       }
       next.frame.done?.();
     }
     this.idle = true;
   }
 
-  private tracker(source: string, stills: boolean): Tracker {
+  private tracker(source: string, stills: boolean, embedderId: string, threshold: number): Tracker {
+    const key = `${embedderId}@${threshold}`;
+    if (key !== this.trackersFor) {
+      this.trackers.clear();
+      this.trackersFor = key;
+    }
     let t = this.trackers.get(source);
     if (!t) {
       const c = this.d.config;
       t = new Tracker(
-        { ...c.tracker, threshold: this.d.threshold, cooldownMs: c.recognition.cooldownMs, unknownEvents: c.recognition.unknownEvents, stills },
+        { ...c.tracker, threshold, cooldownMs: c.recognition.cooldownMs, unknownEvents: c.recognition.unknownEvents, stills },
         `${source}-`,
       );
       this.trackers.set(source, t);
@@ -108,8 +146,8 @@ export class Pipeline {
     return t;
   }
 
-  private async process(frame: Frame, live: boolean): Promise<void> {
-    const { analyzer, metrics: m, config: c } = this.d;
+  private async process(frame: Frame, live: boolean, analyzer: FaceAnalyzer, threshold: number): Promise<void> {
+    const { metrics: m, config: c } = this.d;
     const stage = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
       const t0 = performance.now();
       try {
@@ -130,7 +168,7 @@ export class Pipeline {
       (f) => Math.min(f.box.width, f.box.height) >= c.recognition.minFaceSizePx && f.quality.score >= c.recognition.minQuality,
     );
     m.inc('facefleet_faces_total', 'Faces that passed the size and quality gates', faces.length);
-    const tracker = this.tracker(frame.source, !live);
+    const tracker = this.tracker(frame.source, !live, analyzer.embedderId, threshold);
     const ids = tracker.associate(frame.at, faces.map((f) => f.box));
     const wanted = faces.map((f, i) => ({ f, id: ids[i]! })).filter(({ f, id }) => tracker.wantsEmbedding(id, f.quality.score));
     let live2 = wanted;
@@ -144,12 +182,12 @@ export class Pipeline {
       embedded.forEach((e, i) => tracker.addSample(live2[i]!.id, e.embedding.vector, e.quality.score));
     }
     const emissions = await stage('match', () =>
-      Promise.resolve(tracker.finishFrame(frame.at, (v) => decide(this.d.gallery.search(analyzer.embedderId, v, 5), this.d.threshold))),
+      Promise.resolve(tracker.finishFrame(frame.at, (v) => decide(this.d.gallery.search(analyzer.embedderId, v, 5), threshold))),
     );
-    for (const e of emissions) this.emit(e, frame);
+    for (const e of emissions) this.emit(e, frame, analyzer.embedderId);
   }
 
-  private emit(e: Emission, frame: Frame): void {
+  private emit(e: Emission, frame: Frame, modelId: string): void {
     const event: EventMessage = {
       id: randomUUID(),
       deviceId: this.d.config.deviceId,
@@ -160,7 +198,7 @@ export class Pipeline {
       at: new Date(frame.at).toISOString(),
       trackId: e.trackId,
       source: `${frame.source}:${frame.label}`,
-      modelId: this.d.analyzer.embedderId,
+      modelId,
       faces: e.samples,
       quality: Math.min(1, Math.max(0, e.quality)),
     };
