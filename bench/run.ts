@@ -6,11 +6,12 @@ import { benchAgentRss, benchAgentVideos, type RssResult, type VideoResult } fro
 import { benchCore, type CoreResult } from './core.js';
 import { benchHub, type HubBench } from './hub.js';
 import { benchRollout, type RolloutBench } from './rollout.js';
+import { benchSwaps, type SwapBench } from './swaps.js';
 import { machine } from './machine.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' }, 'report-only': { type: 'boolean' } }, strict: true });
-const known = ['core', 'agent', 'hub', 'rollout', 'agent-rss'];
+const known = ['core', 'agent', 'hub', 'rollout', 'swaps', 'agent-rss'];
 const parts = values['report-only'] === true ? [] : (values.part ?? known);
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
@@ -47,6 +48,9 @@ if (parts.includes('hub')) {
 }
 if (parts.includes('rollout')) {
   results.rollout = { ...(await benchRollout(cli, { agents: 100, waves: [10, 50, 100], log })), measured: measured() };
+}
+if (parts.includes('swaps')) {
+  results.swaps = { ...(await benchSwaps(cli, { swaps: values.quick ? 12 : 50, log })), measured: measured() };
 }
 if (parts.includes('agent-rss')) {
   results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }), rssMeasured: measured() };
@@ -144,6 +148,16 @@ function report(r: Record<string, unknown>): string {
       '',
       via(rollout),
       `${rollout.modelId} (${(rollout.modelBytes / 1e6).toFixed(1)} MB) rolled out to ${rollout.agents} simulated agents in waves of ${rollout.waves.join(' / ')}% through \`facefleet hub\` as its own process: each agent follows its retained config, downloads the file over HTTP with its own credentials, checks size, sha256 and signature, and reports each step over MQTT (it does not load the model). From \`POST /api/v1/rollouts\` to state ${rollout.state}: **${rollout.ms} ms** (one run; includes the hub's first self-test and signature of that model).`,
+      '',
+    );
+  }
+  const swaps = r.swaps as (SwapBench & { measured?: M }) | undefined;
+  if (swaps) {
+    lines.push(
+      '## Agent memory over model swaps',
+      '',
+      via(swaps),
+      `The agent daemon as a process, ${swaps.swaps} detector swaps (${swaps.models.join(' ↔ ')}) rolled out by the hub one after another: each a full update (sha256, signature, fresh session, self-test, switch, old session released). RSS after swap 1: ${swaps.rssMb[0]} MB, after the last: ${swaps.rssMb.at(-1)} MB; growth after the first five: **${swaps.growthMbPerSwap} MB per swap** (least-squares slope). Time per swap from \`POST /api/v1/rollouts\` to completed: median ${swaps.msPerSwap.median} ms (${swaps.msPerSwap.min}..${swaps.msPerSwap.max}).`,
       '',
     );
   }
