@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,10 @@ describe('agent config', () => {
     ['deviceId: a\ndataDir: d\nsources: []\ncamera: 1\n', 'unknown key "camera"'],
     ['deviceId: [a\n', 'is not valid YAML'],
     ['- just a list\n', 'must be a YAML mapping'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmaxRssMb: -1\n', 'maxRssMb must be a number from 0'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmodels: {signingKey: missing.pem}\n', 'models.signingKey: cannot read'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmodels: {signingKey: "-----BEGIN PUBLIC KEY-----\\nxx\\n-----END PUBLIC KEY-----"}\n', 'models.signingKey is not a PEM public key'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmodels: {baseUrl: "ftp://hub"}\n', 'models.baseUrl must start with http://'],
   ])('refuses %j with a message naming the field', (yaml, message) => {
     expect(() => loadConfig(file(yaml), {}, {})).toThrow(expect.objectContaining({ code: 'config', message: expect.stringContaining(message) as string }));
   });
@@ -51,6 +56,19 @@ describe('agent config', () => {
     expect(c.deviceId).toBe('door-1');
     expect(c.sources[0]).toMatchObject({ type: 'webcam', device: '/dev/video0' });
     expect(c.mqtt?.url).toBe('mqtts://hub.example.com:8883');
+  });
+
+  it('reads the model signing key from a PEM file or inline, Ed25519 only; memory watchdog off by default', () => {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const pem = publicKey.export({ type: 'spki', format: 'pem' });
+    writeFileSync(join(dir, 'hub.pem'), pem);
+    const fromFile = loadConfig(file('deviceId: a\ndataDir: d\nsources: []\nmodels: {signingKey: hub.pem}\nmaxRssMb: 600\n'), {}, {});
+    expect(fromFile.models).toEqual({ signingKey: pem, galleryWaitMs: 120_000 });
+    expect(fromFile.maxRssMb).toBe(600);
+    expect(loadConfig(file(`deviceId: a\ndataDir: d\nsources: []\nmodels: {signingKey: ${JSON.stringify(pem)}}\n`), {}, {}).models.signingKey).toBe(pem);
+    expect(loadConfig(file('deviceId: a\ndataDir: d\nsources: []\n'), {}, {}).maxRssMb).toBe(0);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' });
+    expect(() => loadConfig(file(`deviceId: a\ndataDir: d\nsources: []\nmodels: {signingKey: ${JSON.stringify(rsa)}}\n`), {}, {})).toThrow(/must be an Ed25519 key, got rsa/);
   });
 
   it('says which file it cannot read', () => {

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -34,6 +35,17 @@ export interface AgentConfig {
   pipeline: { queueSize: number };
   tracker: { iou: number; maxAgeMs: number; minHits: number; bestFaces: number };
   outbox: { maxEvents: number; maxAgeMs: number; sendBatch: number; retryMs: number };
+  /** Fleet model updates (issue 5). */
+  models: {
+    /** PEM of the hub's Ed25519 model-signing key (from the text or the file given); absent: trust on first use. */
+    signingKey?: string;
+    /** How long an embedder update waits for the gallery to hold the new model's templates. */
+    galleryWaitMs: number;
+    /** Base for a relative model URL in an assignment (the hub's HTTP address). */
+    baseUrl?: string;
+  };
+  /** Stop (exit code 75) when the resident memory stays above this many MB, for systemd to restart the agent; 0 = off. */
+  maxRssMb: number;
   statusIntervalMs: number;
   logLevel: string;
 }
@@ -46,6 +58,8 @@ const DEFAULTS = {
   pipeline: { queueSize: 2 },
   tracker: { iou: 0.3, maxAgeMs: 1500, minHits: 3, bestFaces: 3 },
   outbox: { maxEvents: 100_000, maxAgeMs: 30 * 24 * 3600_000, sendBatch: 100, retryMs: 5000 },
+  models: { galleryWaitMs: 120_000 },
+  maxRssMb: 0,
   statusIntervalMs: 30_000,
   logLevel: 'info',
 } as const;
@@ -110,7 +124,7 @@ function validate(r: Raw, base: string): AgentConfig {
     if (typeof v !== 'boolean') throw new ConfigError(`config: ${field} must be true or false, got ${JSON.stringify(v)}`);
     return v;
   };
-  const known = new Set(['deviceId', 'dataDir', 'sources', 'mqtt', 'health', 'recognition', 'pipeline', 'tracker', 'outbox', 'statusIntervalMs', 'logLevel']);
+  const known = new Set(['deviceId', 'dataDir', 'sources', 'mqtt', 'health', 'recognition', 'pipeline', 'tracker', 'outbox', 'models', 'maxRssMb', 'statusIntervalMs', 'logLevel']);
   for (const k of Object.keys(r)) if (!known.has(k)) throw new ConfigError(`config: unknown key "${k}" (known: ${[...known].join(', ')})`);
 
   const deviceId = str(r.deviceId, 'deviceId')!;
@@ -155,6 +169,15 @@ function validate(r: Raw, base: string): AgentConfig {
   if (rec.threshold !== undefined) recognition.threshold = num(rec.threshold, 'recognition.threshold', 0, -1, 1);
   const t = obj(r.tracker);
   const o = obj(r.outbox);
+  const mo = obj(r.models);
+  const models: AgentConfig['models'] = { galleryWaitMs: num(mo.galleryWaitMs, 'models.galleryWaitMs', d.models.galleryWaitMs, 0) };
+  const key = str(mo.signingKey, 'models.signingKey', { optional: true });
+  if (key !== undefined) models.signingKey = signingKey(key, base);
+  const baseUrl = str(mo.baseUrl, 'models.baseUrl', { optional: true });
+  if (baseUrl !== undefined) {
+    if (!/^https?:\/\//.test(baseUrl)) throw new ConfigError(`config: models.baseUrl must start with http:// or https://, got "${baseUrl}"`);
+    models.baseUrl = baseUrl;
+  }
   return {
     deviceId,
     dataDir,
@@ -175,9 +198,31 @@ function validate(r: Raw, base: string): AgentConfig {
       sendBatch: num(o.sendBatch, 'outbox.sendBatch', d.outbox.sendBatch, 1, 10_000),
       retryMs: num(o.retryMs, 'outbox.retryMs', d.outbox.retryMs, 10),
     },
+    models,
+    maxRssMb: num(r.maxRssMb, 'maxRssMb', d.maxRssMb, 0, 1_000_000),
     statusIntervalMs: num(r.statusIntervalMs, 'statusIntervalMs', d.statusIntervalMs, 100),
     logLevel: str(r.logLevel, 'logLevel', { optional: true }) ?? d.logLevel,
   };
+}
+
+/** models.signingKey: PEM text, or a path (relative to the config file) to a PEM file; an Ed25519 public key. */
+function signingKey(value: string, base: string): string {
+  let pem = value;
+  if (!value.includes('-----BEGIN')) {
+    try {
+      pem = readFileSync(resolve(base, value), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config: models.signingKey: cannot read ${resolve(base, value)} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  let type: string | undefined;
+  try {
+    type = createPublicKey(pem).asymmetricKeyType;
+  } catch (err) {
+    throw new ConfigError(`config: models.signingKey is not a PEM public key: ${(err as Error).message.split('\n')[0] ?? ''}`);
+  }
+  if (type !== 'ed25519') throw new ConfigError(`config: models.signingKey must be an Ed25519 key, got ${type ?? 'unknown'}`);
+  return pem;
 }
 
 interface Checkers {
