@@ -4,14 +4,19 @@ import type Database from 'better-sqlite3';
 import { pino, type Logger } from 'pino';
 import { GalleryStore } from '@facefleet/gallery';
 import { ConfigError } from '@facefleet/protocol';
-import { FaceAnalyzer, findModel, loadManifest } from '@facefleet/vision';
+import type { FaceAnalyzer } from '@facefleet/vision';
 import { openAgentDb } from './adapters/agent-db.js';
+import { ModelFiles } from './adapters/model-files.js';
+import { ModelState } from './adapters/model-state.js';
 import { MqttLink } from './adapters/mqtt-link.js';
 import { GallerySync } from './components/gallery-sync.js';
 import { HealthServer } from './components/health.js';
 import { Metrics } from './components/metrics.js';
+import { ModelUpdater } from './components/model-updater.js';
 import { Outbox } from './components/outbox.js';
 import { Pipeline } from './components/pipeline.js';
+import { EXIT_MEMORY_LIMIT, RssWatchdog } from './components/rss-watchdog.js';
+import { openAnalyzer, ownModel, startModels, thresholdFor, type RunningModels } from './components/running-models.js';
 import type { AgentConfig, SourceConfig } from './config.js';
 import { FolderSource } from './sources/folder.js';
 import type { FrameSource } from './sources/source.js';
@@ -69,9 +74,11 @@ export function openStores(config: AgentConfig): AgentStores {
 }
 
 /**
- * Composition root: config -> logger -> stores -> models -> outbox/link -> pipeline -> sources
- * -> health. Started in that order and stopped in reverse. Fails fast at start (config, models,
- * database, port); stays up at run time (sources, network, bad frames are logged and counted).
+ * Composition root: config -> logger -> stores -> models -> outbox/link -> pipeline -> model
+ * updater -> sources -> health. Started in that order and stopped in reverse. Fails fast at start
+ * (config, models, database, port); stays up at run time (sources, network, bad frames, failed
+ * model updates are logged and counted). The analyzer is swappable: a model update replaces it
+ * between two frames.
  */
 export class Controller {
   readonly metrics = new Metrics();
@@ -81,30 +88,53 @@ export class Controller {
   private link?: MqttLink;
   private gallerySync?: GallerySync;
   private pipeline?: Pipeline;
+  private updater?: ModelUpdater;
+  private watchdog?: RssWatchdog;
   private sources: FrameSource[] = [];
   private health?: HealthServer;
   healthPort = 0;
   private runtimeTimer?: NodeJS.Timeout;
   private lock?: string;
 
-  constructor(readonly config: AgentConfig, log?: Logger) {
+  /** `requestStop(code)`: the daemon should stop in order and exit with `code` (the RSS watchdog). */
+  constructor(
+    readonly config: AgentConfig,
+    log?: Logger,
+    private readonly requestStop?: (code: number) => void,
+  ) {
     this.log = log ?? pino({ level: config.logLevel, base: { deviceId: config.deviceId } }, pino.destination(2));
+  }
+
+  /** The models that run now (tests, status). */
+  get models(): { detector: string; embedder: string } | undefined {
+    return this.analyzer ? { detector: this.analyzer.detectorId, embedder: this.analyzer.embedderId } : undefined;
+  }
+
+  /** The models recorded in models.active (if they verify), else the configured ones; opened. */
+  private async openModels(): Promise<{ analyzer: FaceAnalyzer; running: RunningModels }> {
+    const c = this.config;
+    const log = this.log.child({ component: 'models' });
+    const running = await startModels(c, new ModelState(this.stores!.db).active(), new ModelFiles(c.dataDir), log);
+    try {
+      return { analyzer: await openAnalyzer(running, c), running };
+    } catch (err) {
+      if (running.detector.ref === undefined && running.embedder.ref === undefined) throw err;
+      // A hub-assigned model that passed its self-test will not open now: keep recognising with ours.
+      log.warn({ err: (err as Error).message }, 'cannot open the models in models.active: running the configured models instead');
+      const own = { detector: ownModel('detector', c), embedder: ownModel('embedder', c) };
+      return { analyzer: await openAnalyzer(own, c), running: own };
+    }
   }
 
   async start(): Promise<void> {
     const c = this.config;
     this.lock = acquireLock(c.dataDir);
     const stores = (this.stores = openStores(c));
-    const analyzer = (this.analyzer = await FaceAnalyzer.open({
-      ...(c.recognition.detector !== undefined ? { detector: c.recognition.detector } : {}),
-      ...(c.recognition.embedder !== undefined ? { embedder: c.recognition.embedder } : {}),
-      threads: c.recognition.threads,
-      liveness: c.recognition.liveness,
-      detect: { inputSize: c.recognition.inputSize, tile: c.recognition.tile },
-    }));
-    stores.gallery.assertModel(analyzer.embedderId);
-    const manifest = loadManifest();
-    const threshold = c.recognition.threshold ?? findModel(analyzer.embedderId, manifest).threshold ?? 0.3;
+    const opened = await this.openModels();
+    const analyzer = (this.analyzer = opened.analyzer);
+    // A managed gallery holds every model the hub sends and is searched per model; a standalone one holds one.
+    if (!stores.gallery.managed) stores.gallery.assertModel(analyzer.embedderId);
+    const threshold = thresholdFor(opened.running.embedder, c);
     const m = this.metrics;
     m.gauge('facefleet_outbox_depth', 'Events stored and not yet confirmed by the hub', () => stores.outbox.depth());
     m.gauge('facefleet_outbox_dropped_total', 'Undelivered events dropped by the outbox limits', () => {
@@ -115,7 +145,11 @@ export class Controller {
     m.gauge('facefleet_gallery_sequence', 'Gallery sequence per gallery', () =>
       Object.fromEntries(Object.entries(stores.gallery.sequences()).map(([g, seq]) => [`{gallery="${g}"}`, seq])),
     );
-    m.gauge('facefleet_model_info', 'Loaded models', () => ({ [`{detector="${analyzer.detectorId}",embedder="${analyzer.embedderId}"}`]: 1 }));
+    m.gauge('facefleet_model_info', 'Loaded models', () => {
+      const a = this.analyzer ?? analyzer;
+      return { [`{detector="${a.detectorId}",embedder="${a.embedderId}"}`]: 1 };
+    });
+    m.gauge('facefleet_model_updates_total', 'Model switches since start', () => this.updater?.updates ?? 0);
     m.gauge('facefleet_link_connected', 'MQTT link state (1 connected)', () => (this.link?.state === 'connected' ? 1 : 0));
 
     this.link = new MqttLink({
@@ -131,14 +165,17 @@ export class Controller {
       status: () => ({
         at: new Date().toISOString(),
         agentVersion: AGENT_VERSION,
-        models: { detector: analyzer.detectorId, embedder: analyzer.embedderId },
+        models: this.models ?? { detector: analyzer.detectorId, embedder: analyzer.embedderId },
         galleries: stores.gallery.sequences(),
         outboxDepth: stores.outbox.depth(),
         counters: { framesDropped: m.get('facefleet_frames_dropped_total') },
       }),
       log: this.log.child({ component: 'link' }),
       onState: () => this.writeRuntime(),
-      onConnected: () => this.gallerySync?.onConnected(),
+      onConnected: () => {
+        this.gallerySync?.onConnected();
+        this.updater?.onConnected();
+      },
       onMessage: (topic, payload) => {
         if (!this.gallerySync?.onMessage(topic, payload)) m.inc('facefleet_messages_dropped_total', 'Invalid inbound messages dropped');
       },
@@ -147,7 +184,14 @@ export class Controller {
         this.log.warn({ reason }, 'dropped invalid message');
       },
     });
-    this.gallerySync = new GallerySync(c.deviceId, stores.gallery, analyzer.embedderId, this.link, this.log.child({ component: 'gallery-sync' }));
+    this.gallerySync = new GallerySync(
+      c.deviceId,
+      stores.gallery,
+      this.link,
+      this.log.child({ component: 'gallery-sync' }),
+      (config) => this.updater?.onConfig(config),
+      (payload) => this.updater?.onInvalidConfig(payload),
+    );
     m.gauge('facefleet_gallery_batches_applied_total', 'Gallery change batches applied', () => this.gallerySync?.applied ?? 0);
     this.pipeline = new Pipeline({
       config: c,
@@ -161,16 +205,42 @@ export class Controller {
       },
       log: this.log.child({ component: 'pipeline' }),
     });
+    const link = this.link;
+    const pipeline = this.pipeline;
+    this.updater = new ModelUpdater({
+      config: c,
+      db: stores.db,
+      running: opened.running,
+      gallery: stores.gallery,
+      publish: (topic, payload) => link.publish(topic, payload),
+      requestSnapshot: () => this.gallerySync?.requestSnapshot(),
+      swap: async (next, nextThreshold) => {
+        const old = await pipeline.setAnalyzer(next, nextThreshold);
+        this.analyzer = next;
+        link.publishStatus();
+        return old;
+      },
+      log: this.log.child({ component: 'models' }),
+    });
+    this.watchdog = new RssWatchdog({
+      maxRssMb: c.maxRssMb,
+      busy: () => this.updater?.busy === true,
+      onLimit: (rssMb) => {
+        this.log.warn({ rssMb, maxRssMb: c.maxRssMb, exitCode: EXIT_MEMORY_LIMIT }, 'resident memory stayed over maxRssMb: stopping for the supervisor to restart the agent');
+        this.requestStop?.(EXIT_MEMORY_LIMIT);
+      },
+    });
     this.health = new HealthServer(c.health.host, c.health.port, () => this.healthReport(), () => m.render());
     this.healthPort = await this.health.start();
     this.log.info({ port: this.healthPort, host: c.health.host }, 'health endpoint listening');
     this.link.start();
     this.pipeline.start();
+    this.watchdog.start();
     this.writeRuntime();
     this.runtimeTimer = setInterval(() => this.writeRuntime(), 2000);
     this.sources = c.sources.map((s) => this.makeSource(s, stores.db));
     for (const s of this.sources) s.start((frame) => this.pipeline!.offer(frame, s.live));
-    this.log.info({ sources: this.sources.length, detector: analyzer.detectorId, embedder: analyzer.embedderId, threshold }, 'agent started');
+    this.log.info({ sources: this.sources.length, detector: analyzer.detectorId, embedder: analyzer.embedderId, threshold, maxRssMb: c.maxRssMb }, 'agent started');
   }
 
   private makeSource(s: SourceConfig, db: Database.Database): FrameSource {
@@ -200,6 +270,7 @@ export class Controller {
       status: 'ok',
       deviceId: this.config.deviceId,
       link: this.link?.state ?? 'disabled',
+      models: this.models ?? null,
       outboxDepth: this.stores?.outbox.depth() ?? 0,
       sources: Object.fromEntries(this.sources.map((s) => [s.name, s.stats])),
     };
@@ -218,6 +289,9 @@ export class Controller {
 
   async stop(): Promise<void> {
     clearInterval(this.runtimeTimer);
+    this.watchdog?.stop();
+    // First: an update in progress is abandoned (a download resumes after the restart).
+    await this.updater?.stop();
     for (const s of this.sources) await s.stop().catch(() => undefined);
     await this.pipeline?.stop();
     this.gallerySync?.stop();

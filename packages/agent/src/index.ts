@@ -6,3 +6,7 @@ export * from './components/outbox.js';
 export * from './components/metrics.js';
 export * from './adapters/agent-db.js';
 export * from './components/pipeline.js';
+export * from './components/model-updater.js';
+export * from './components/running-models.js';
+export * from './components/rss-watchdog.js';
+export * from './adapters/model-state.js';

@@ -4,6 +4,8 @@ import { FacefleetError, isInputError } from '@facefleet/protocol';
 import { enrolFiles, GalleryStore } from '@facefleet/gallery';
 import { FaceAnalyzer, loadManifest } from '@facefleet/vision';
 import { loadConfig, type AgentConfig } from './config.js';
+import { ModelState } from './adapters/model-state.js';
+import { EXIT_MEMORY_LIMIT } from './components/rss-watchdog.js';
 import { AGENT_VERSION, Controller, openStores, processAlive } from './controller.js';
 
 const USAGE = `usage: facefleet agent --config <agent.yaml> [--health-port <n>] [--log-level <level>]
@@ -22,7 +24,10 @@ const stdio: AgentIo = {
   err: (t) => process.stderr.write(`${t}\n`),
 };
 
-/** `facefleet agent …`; returns the exit code (1 for a bad config or model at start, as a daemon). */
+/**
+ * `facefleet agent …`; returns the exit code (1 for a bad config or model at start, as a daemon;
+ * EXIT_MEMORY_LIMIT (75) when the RSS watchdog stopped it, for the supervisor to restart it).
+ */
 export async function agentMain(argv: string[], io: AgentIo = stdio): Promise<number> {
   const verb = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'run';
   const rest = verb === 'run' ? argv : argv.slice(1);
@@ -83,15 +88,19 @@ async function runDaemon(argv: string[], io: AgentIo): Promise<number> {
   // first listener, so a SIGTERM that lands earlier (or between "running" and a late listener)
   // would kill the process outright. They stay until exit (removing them inside the handler can
   // let another library's hook re-raise the signal).
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  let stopRequested: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => (stopRequested = resolve));
   let signalled = false;
-  const controller = new Controller(final);
+  const controller = new Controller(final, undefined, (code) => {
+    if (signalled) return;
+    signalled = true;
+    stopRequested(code);
+  });
   const onSignal = (sig: NodeJS.Signals): void => {
     if (signalled) return;
     signalled = true;
     controller.log.info({ signal: sig }, 'stopping');
-    stopRequested();
+    stopRequested(0);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -102,9 +111,10 @@ async function runDaemon(argv: string[], io: AgentIo): Promise<number> {
     throw err;
   }
   io.err(`facefleet agent ${final.deviceId}: running; health on http://${final.health.host}:${controller.healthPort}/healthz`);
-  await stopped;
+  const code = await stopped;
   await controller.stop();
-  return 0;
+  if (code === EXIT_MEMORY_LIMIT) io.err(`facefleet agent ${final.deviceId}: stopped at the memory limit (maxRssMb ${final.maxRssMb}); exit ${code} asks the supervisor for a restart`);
+  return code;
 }
 
 async function enrollVerb(argv: string[], io: AgentIo): Promise<number> {
@@ -194,6 +204,7 @@ function statusVerb(argv: string[], io: AgentIo): number {
   const stores = openStores(cfg);
   try {
     const manifest = loadManifest();
+    const active = new ModelState(stores.db).active();
     const runtime = readRuntime(stores.db);
     const alive = runtime !== undefined && processAlive(runtime.pid);
     const subjects = stores.gallery.listSubjects();
@@ -203,7 +214,11 @@ function statusVerb(argv: string[], io: AgentIo): number {
       running: alive,
       link: alive ? runtime.link : 'stopped',
       healthPort: alive ? runtime.healthPort : null,
-      models: { detector: cfg.recognition.detector ?? manifest.defaults.detector, embedder: cfg.recognition.embedder ?? manifest.defaults.embedder },
+      // Hub-assigned models (models.active) win over the configured ones.
+      models: {
+        detector: active.detector?.id ?? cfg.recognition.detector ?? manifest.defaults.detector,
+        embedder: active.embedder?.id ?? cfg.recognition.embedder ?? manifest.defaults.embedder,
+      },
       gallery: { sequences: stores.gallery.sequences(), subjects: subjects.length, templates: subjects.reduce((n, s) => n + s.templates, 0), modelIds: stores.gallery.modelIds() },
       outboxDepth: stores.outbox.depth(),
       outbox: stores.outbox.counters(),

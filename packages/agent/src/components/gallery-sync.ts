@@ -6,6 +6,7 @@ import {
   parseMessage,
   syncChangesMessage,
   topics,
+  type DeviceConfigMessage,
   type SyncChangesMessage,
   type SyncRequestMessage,
 } from '@facefleet/protocol';
@@ -25,20 +26,26 @@ export interface SyncLink {
  * The agent's side of gallery sync: follows its assignment (retained config), watches the heads
  * of its galleries, asks for what changed since its sequences, and applies each batch in one
  * SQLite transaction (a gap in the sequence means: ask again). Works entirely from the log, so a
- * device that was offline catches up with enrolments and erasures alike.
+ * device that was offline catches up with enrolments and erasures alike. Templates of every model
+ * the hub sends are kept (an embedder rollout sends the old and the new model's); the pipeline
+ * matches against those of the embedder it runs. The config's model assignment goes to `onConfig`.
  */
 export class GallerySync {
   private assigned: string[] | undefined;
   private requestTimer?: NodeJS.Timeout;
+  private fromZero = false;
   applied = 0;
   dropped = 0;
 
   constructor(
     private readonly deviceId: string,
     private readonly gallery: GalleryStore,
-    private readonly modelId: string,
     private readonly link: SyncLink,
     private readonly log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void },
+    /** Every valid config message (model assignment, signing key); galleries are handled here. */
+    private readonly onConfig?: (config: DeviceConfigMessage) => void,
+    /** A config message that failed validation (the updater reports refused model references). */
+    private readonly onInvalidConfig?: (payload: Buffer, reason: string) => void,
   ) {}
 
   onConnected(): void {
@@ -50,8 +57,12 @@ export class GallerySync {
   onMessage(topic: string, payload: Buffer): boolean {
     if (topic === topics.config(this.deviceId)) {
       const m = parseMessage(deviceConfigMessage, payload);
-      if (!m.ok) return this.drop(topic, m.reason);
+      if (!m.ok) {
+        this.onInvalidConfig?.(payload, m.reason);
+        return this.drop(topic, m.reason);
+      }
       this.setAssignment(m.value.galleries);
+      this.onConfig?.(m.value);
       return true;
     }
     if (topic === topics.syncChanges(this.deviceId)) {
@@ -96,7 +107,7 @@ export class GallerySync {
       this.link.publishStatus();
       return;
     }
-    const r = this.gallery.applySync(m.galleryId, { snapshot: m.snapshot, toSeq: m.toSeq, changes: decodeChanges(m) }, this.modelId);
+    const r = this.gallery.applySync(m.galleryId, { snapshot: m.snapshot, toSeq: m.toSeq, changes: decodeChanges(m) });
     this.applied++;
     this.log.info({ gallery: m.galleryId, seq: m.toSeq, snapshot: m.snapshot, ...r }, 'gallery changes applied');
     this.warnSkipped(m.galleryId, r.skippedTemplates);
@@ -105,7 +116,7 @@ export class GallerySync {
 
   /** One part of a large snapshot: staged on disk; the next part is asked for; the last applies the whole. */
   private applyPart(m: SyncChangesMessage, part: { index: number; count: number }): void {
-    const r = this.gallery.stageSnapshotPart(m.galleryId, { toSeq: m.toSeq, index: part.index, count: part.count, changes: decodeChanges(m) }, this.modelId);
+    const r = this.gallery.stageSnapshotPart(m.galleryId, { toSeq: m.toSeq, index: part.index, count: part.count, changes: decodeChanges(m) });
     if (r.state === 'duplicate') return; // a request crossed with the previous answer
     if (r.state === 'restart') {
       this.log.warn({ gallery: m.galleryId, reason: r.reason }, 'snapshot part out of order: asking again');
@@ -127,7 +138,16 @@ export class GallerySync {
   }
 
   private warnSkipped(galleryId: string, skipped: number): void {
-    if (skipped > 0) this.log.warn({ gallery: galleryId, skipped, modelId: this.modelId }, 'templates of another model skipped');
+    if (skipped > 0) this.log.warn({ gallery: galleryId, skipped }, 'templates skipped');
+  }
+
+  /**
+   * Ask once for every assigned gallery from sequence 0 (a fresh snapshot): an embedder update
+   * found templates of the new model missing (issue 5). The answer replaces the galleries whole.
+   */
+  requestSnapshot(): void {
+    this.fromZero = true;
+    this.request();
   }
 
   /** Coalesce bursts (a head per enrolment) into one request. */
@@ -140,9 +160,11 @@ export class GallerySync {
     const seqs = this.gallery.sequences();
     const galleries = this.assigned ?? Object.keys(seqs);
     if (galleries.length === 0 && this.assigned === undefined) return; // wait for the config
-    const staging = this.gallery.snapshotProgress();
+    const fromZero = this.fromZero;
+    this.fromZero = false;
+    const staging = fromZero ? {} : this.gallery.snapshotProgress();
     const resume = Object.fromEntries(galleries.filter((g) => staging[g] !== undefined).map((g) => [g, staging[g]!]));
-    const request: SyncRequestMessage = { galleries: Object.fromEntries(galleries.map((g) => [g, seqs[g] ?? 0])), ...(Object.keys(resume).length > 0 ? { resume } : {}) };
+    const request: SyncRequestMessage = { galleries: Object.fromEntries(galleries.map((g) => [g, fromZero ? 0 : (seqs[g] ?? 0)])), ...(Object.keys(resume).length > 0 ? { resume } : {}) };
     this.link.publish(topics.syncRequest(this.deviceId), JSON.stringify(request));
   }
 
