@@ -1,11 +1,12 @@
 import type { RgbImage } from '../image/raster.js';
 import { ort } from '../models/session.js';
 import type { ModelSession as Session } from '../models/timing.js';
-import { toPlanar } from './tensor.js';
-import type { Detection, DetectorModel } from './types.js';
+import { ReusableBuffer, toPlanar } from './tensor.js';
+import type { Detection, DetectorModel, InputNormalisation } from './types.js';
 
 const STRIDES = [8, 16, 32] as const;
 const ANCHORS_PER_CELL = 2;
+const NORM: InputNormalisation = { colorOrder: 'RGB', mean: [127.5, 127.5, 127.5], std: [128, 128, 128] };
 
 /**
  * SCRFD (insightface): two anchors per cell, box = distances (l, t, r, b) x stride from the
@@ -14,14 +15,16 @@ const ANCHORS_PER_CELL = 2;
  */
 export class ScrfdDetector implements DetectorModel {
   readonly sizeMultiple = 32;
+  private readonly input = new ReusableBuffer();
   constructor(
     readonly modelId: string,
     private readonly session: Session,
   ) {}
 
   async run(image: RgbImage, scoreThreshold: number, w = image.width, h = image.height): Promise<Detection[]> {
-    const data = toPlanar(image, { colorOrder: 'RGB', mean: [127.5, 127.5, 127.5], std: [128, 128, 128] }, w, h);
-    const out = await this.session.run({ [this.session.inputNames[0]!]: new ort.Tensor('float32', data, [1, 3, h, w]) });
+    const out = await this.input.use(3 * w * h, (data) =>
+      this.session.run({ [this.session.inputNames[0]!]: new ort.Tensor('float32', toPlanar(image, NORM, w, h, data), [1, 3, h, w]) }),
+    );
     const byStride = new Map<number, { scores?: Float32Array; boxes?: Float32Array; kps?: Float32Array }>();
     for (const name of this.session.outputNames) {
       const t = out[name]!;

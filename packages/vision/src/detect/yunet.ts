@@ -1,10 +1,11 @@
 import type { RgbImage } from '../image/raster.js';
 import { ort } from '../models/session.js';
 import type { ModelSession as Session } from '../models/timing.js';
-import { toPlanar } from './tensor.js';
-import type { Detection, DetectorModel } from './types.js';
+import { ReusableBuffer, toPlanar } from './tensor.js';
+import type { Detection, DetectorModel, InputNormalisation } from './types.js';
 
 const STRIDES = [8, 16, 32] as const;
+const NORM: InputNormalisation = { colorOrder: 'BGR', mean: [0, 0, 0], std: [1, 1, 1] };
 
 /**
  * YuNet (libfacedetection.train): anchor-free, one prior per cell, score = sqrt(cls * obj).
@@ -12,6 +13,7 @@ const STRIDES = [8, 16, 32] as const;
  */
 export class YuNetDetector implements DetectorModel {
   readonly sizeMultiple = 32;
+  private readonly input = new ReusableBuffer();
   constructor(
     readonly modelId: string,
     private readonly session: Session,
@@ -19,8 +21,9 @@ export class YuNetDetector implements DetectorModel {
   ) {}
 
   async run(image: RgbImage, scoreThreshold: number, w = image.width, h = image.height): Promise<Detection[]> {
-    const tensor = new ort.Tensor('float32', toPlanar(image, { colorOrder: 'BGR', mean: [0, 0, 0], std: [1, 1, 1] }, w, h), [1, 3, h, w]);
-    const out = await this.session.run({ [this.session.inputNames[0]!]: tensor });
+    const out = await this.input.use(3 * w * h, (data) =>
+      this.session.run({ [this.session.inputNames[0]!]: new ort.Tensor('float32', toPlanar(image, NORM, w, h, data), [1, 3, h, w]) }),
+    );
     const faces: Detection[] = [];
     for (const s of STRIDES) {
       const cls = out[`cls_${s}`]!.data as Float32Array;
