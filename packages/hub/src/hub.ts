@@ -247,17 +247,19 @@ export class Hub {
   }
 
   /** The models a device is assigned, as signed references, for its retained config. */
-  async deviceModels(deviceId: string): Promise<{ models?: { detector?: ModelRef; embedder?: ModelRef }; rolloutId: string | null; signingKey: string }> {
+  async deviceModels(deviceId: string): Promise<{ models?: { detector?: ModelRef; embedder?: ModelRef }; rolloutId: string | null; rollouts: { detector?: string | null; embedder?: string | null }; signingKey: string }> {
     const assigned = this.models.assigned(deviceId);
     const models: { detector?: ModelRef; embedder?: ModelRef } = {};
+    const rollouts: { detector?: string | null; embedder?: string | null } = {};
     let rolloutId: string | null = null;
     for (const kind of ['detector', 'embedder'] as const) {
       const a = assigned[kind];
       if (!a) continue;
       models[kind] = await this.registry.ref(a.modelId);
+      rollouts[kind] = a.rolloutId ?? null;
       rolloutId = a.rolloutId ?? rolloutId;
     }
-    return { ...(Object.keys(models).length > 0 ? { models } : {}), rolloutId, signingKey: this.registry.publicKeyPem };
+    return { ...(Object.keys(models).length > 0 ? { models } : {}), rolloutId, rollouts, signingKey: this.registry.publicKeyPem };
   }
 
   /**

@@ -93,12 +93,15 @@ export type SyncChangesMessage = z.infer<typeof syncChangesMessage>;
 
 /**
  * Hub -> device, retained: what the device is assigned: galleries, and the models it should run
- * (absent: keep what it runs). `rolloutId` names the rollout that assigned them, for reports.
+ * (absent: keep what it runs). `rollouts` names, per kind, the rollout that assigned that model, for
+ * the device's reports (a detector and an embedder can come from two rollouts at once); `rolloutId`
+ * is the single id older agents read.
  */
 export const deviceConfigMessage = z.object({
   galleries: z.array(z.string()),
   models: z.object({ detector: modelRef.optional(), embedder: modelRef.optional() }).optional(),
   rolloutId: z.string().nullable().optional(),
+  rollouts: z.object({ detector: z.string().nullable().optional(), embedder: z.string().nullable().optional() }).optional(),
   /** The hub's Ed25519 public key (PEM) that signs models; an agent without a configured key pins the first it sees. */
   signingKey: z.string().optional(),
 });

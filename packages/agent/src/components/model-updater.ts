@@ -36,7 +36,7 @@ export interface ModelUpdaterDeps {
   galleryPollMs?: number;
 }
 
-type Assignment = Pick<DeviceConfigMessage, 'models' | 'rolloutId'>;
+type Assignment = Pick<DeviceConfigMessage, 'models' | 'rolloutId' | 'rollouts'>;
 
 /** A step that failed; `permanent` ones are not retried for the same assignment until a restart. */
 class UpdateFailure extends Error {
@@ -93,7 +93,7 @@ export class ModelUpdater {
   /** A valid config from the hub: pin its signing key if none is trusted yet, then follow its model assignment. */
   onConfig(config: DeviceConfigMessage): void {
     if (config.signingKey !== undefined) this.considerKey(config.signingKey);
-    const assignment: Assignment = { models: config.models, rolloutId: config.rolloutId ?? null };
+    const assignment: Assignment = { models: config.models, rolloutId: config.rolloutId ?? null, ...(config.rollouts ? { rollouts: config.rollouts } : {}) };
     this.latest = assignment;
     this.pending = assignment;
     this.loop ??= this.drain().finally(() => (this.loop = undefined));
@@ -109,8 +109,10 @@ export class ModelUpdater {
     }
     const o = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
     const models = o.models !== null && typeof o.models === 'object' ? (o.models as Record<string, unknown>) : {};
-    const rolloutId = typeof o.rolloutId === 'string' ? o.rolloutId : null;
+    const perKind = o.rollouts !== null && typeof o.rollouts === 'object' ? (o.rollouts as Record<string, unknown>) : {};
     for (const kind of UPDATABLE_KINDS) {
+      const own = perKind[kind];
+      const rolloutId = typeof own === 'string' ? own : typeof o.rolloutId === 'string' ? o.rolloutId : null;
       const v = models[kind];
       if (v === undefined) continue;
       const r = modelRef.safeParse(v);
@@ -157,7 +159,8 @@ export class ModelUpdater {
   private async follow(kind: UpdatableKind, a: Assignment): Promise<void> {
     const target = a.models?.[kind];
     const current = this.models[kind];
-    const rolloutId = a.rolloutId ?? null;
+    // Per kind when the hub says so: the other kind's model may come from another rollout.
+    const rolloutId = a.rollouts ? (a.rollouts[kind] ?? null) : (a.rolloutId ?? null);
     if (!target) {
       if (current.ref === undefined) return;
       const key = `${rolloutId}|${kind}|own`;
