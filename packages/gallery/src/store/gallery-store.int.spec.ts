@@ -18,6 +18,26 @@ describe('GalleryStore (real SQLite file)', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('searches a large gallery through the sketch index and finds the planted match with its exact similarity', () => {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+    const unit = (): Float32Array => vec(...Array.from({ length: 64 }, rand));
+    const g = GalleryStore.open(path, { exactSearchUpTo: 1000 });
+    const query = unit();
+    const noise = unit();
+    const planted = Float32Array.from(query, (q, i) => 0.6 * q + 0.8 * noise[i]!);
+    g.addTemplate(g.ensureSubject('planted').id, { modelId: 'm1', vector: vec(...planted) });
+    for (let i = 0; i < 6000; i++) g.addTemplate(g.ensureSubject(`s${i}`).id, { modelId: 'm1', vector: unit() });
+    g.close();
+    const again = GalleryStore.open(path, { exactSearchUpTo: 1000 });
+    const [top] = again.search('m1', query, 1);
+    expect(again.subjectName(top!.subjectId)).toBe('planted');
+    let dot = 0;
+    const p = vec(...planted);
+    for (let i = 0; i < 64; i++) dot += p[i]! * query[i]!;
+    expect(top!.similarity).toBeCloseTo(dot, 5);
+  });
+
   it('persists subjects and templates across reopen and searches them', () => {
     const g = GalleryStore.open(path);
     const ann = g.ensureSubject('Ann');

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ConfigError, ModelError, NotFoundError } from '@facefleet/protocol';
-import { FlatIndex, type TemplateHit } from '../match/flat-index.js';
+import { FlatIndex, type TemplateHit, type TemplateRef } from '../match/flat-index.js';
+import { SketchIndex } from '../match/sketch-index.js';
 import { migrate } from './migrations.js';
 
 export interface Subject {
@@ -49,24 +50,40 @@ export interface GalleryOpenOptions {
   /** Refuse to create a new file (commands that only read a gallery). */
   mustExist?: boolean;
   readonly?: boolean;
+  /** Exact search up to this many templates of a model, the sketch index above (default EXACT_SEARCH_UP_TO). */
+  exactSearchUpTo?: number;
 }
 
 /**
  * A face gallery in one SQLite file (WAL): subjects, and their templates tagged with the model
- * that made them. Search runs on an in-memory FlatIndex per model, built on first use and kept
- * in step with writes made through this object.
+ * that made them. Search runs on an in-memory index per model, built on first use and kept
+ * in step with writes made through this object: exact (FlatIndex) up to EXACT_SEARCH_UP_TO
+ * templates, the SketchIndex above (exact similarities, recall@1 measured by `pnpm bench --part identify`).
  *
  * A standalone gallery (enrolled here) holds one model's templates. A managed gallery (synced
  * from a hub) holds every model the hub sends: during an embedder rollout the hub sends each
  * subject's templates of the old and the new model, so a device can switch model and gallery
  * together (issue 5); search then uses only the templates of the model asked for.
  */
+/** Exact search up to this many templates of a model (under 20 ms p99 on one core, bench/REPORT.md); the sketch index above. */
+export const EXACT_SEARCH_UP_TO = 100_000;
+
+interface TemplateIndex {
+  add(ref: TemplateRef, vector: Float32Array): void;
+  removeSubject(subjectId: string): number;
+  search(query: Float32Array, k: number): TemplateHit[];
+}
+
 export class GalleryStore {
   private readonly db: Database.Database;
-  private readonly indexes = new Map<string, FlatIndex>();
+  private readonly indexes = new Map<string, TemplateIndex>();
   private managedGallery: boolean;
 
-  private constructor(db: Database.Database, readonly path: string) {
+  private constructor(
+    db: Database.Database,
+    readonly path: string,
+    private readonly exactSearchUpTo = EXACT_SEARCH_UP_TO,
+  ) {
     this.db = db;
     this.managedGallery = this.getMeta('managed') === '1';
   }
@@ -97,7 +114,7 @@ export class GalleryStore {
     } catch (err) {
       throw new ConfigError(`cannot open gallery ${path}: ${(err as Error).message}`, { cause: err });
     }
-    return new GalleryStore(db, path);
+    return new GalleryStore(db, path, options.exactSearchUpTo);
   }
 
   close(): void {
@@ -378,13 +395,14 @@ export class GalleryStore {
     }
   }
 
-  private index(modelId: string): FlatIndex {
+  private index(modelId: string): TemplateIndex {
     let index = this.indexes.get(modelId);
     if (index) return index;
     const rows = this.db
       .prepare('SELECT id, subject_id AS subjectId, dim, vector FROM templates WHERE model_id = ?')
       .all(modelId) as { id: string; subjectId: string; dim: number; vector: Buffer }[];
-    index = new FlatIndex(modelId, rows[0]?.dim ?? 0, Math.max(16, rows.length));
+    const capacity = Math.max(16, rows.length);
+    index = rows.length > this.exactSearchUpTo ? new SketchIndex(modelId, { capacity }) : new FlatIndex(modelId, rows[0]?.dim ?? 0, capacity);
     for (const r of rows) {
       const v = new Float32Array(r.vector.buffer.slice(r.vector.byteOffset, r.vector.byteOffset + r.vector.byteLength));
       index.add({ templateId: r.id, subjectId: r.subjectId }, v);
