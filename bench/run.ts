@@ -1,5 +1,8 @@
-// pnpm bench [--part core] [--quick]: measures, then writes bench/results.json and bench/REPORT.md.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// pnpm bench [--part core ...] [--quick] [--threads n] [--report-only]: measures, then writes
+// bench/results.json, bench/REPORT.md and the charts in bench/charts/. Parts can run alone; the
+// figures of parts not run are kept from the previous results.json (each says when it was measured).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchAgentRss, benchAgentVideos, type RssResult, type VideoResult } from './agent.js';
@@ -8,10 +11,14 @@ import { benchHub, type HubBench } from './hub.js';
 import { benchRollout, type RolloutBench } from './rollout.js';
 import { benchSwaps, type SwapBench } from './swaps.js';
 import { machine } from './machine.js';
+import { accuracyCharts, accuracyReport, benchAccuracy, type AccuracyResult } from './accuracy.js';
+import { machineCaption, stageLatencyChart, throughputChart } from './charts.js';
+import { benchIdentify, identifyReport, type IdentifyResult } from './identify.js';
+import { benchPeerCompare, peerCompareReport, type PeerCompare } from './peer-compare.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({ options: { part: { type: 'string', multiple: true }, quick: { type: 'boolean' }, threads: { type: 'string' }, 'report-only': { type: 'boolean' } }, strict: true });
-const known = ['core', 'agent', 'hub', 'rollout', 'swaps', 'agent-rss'];
+const known = ['core', 'accuracy', 'peer', 'identify', 'agent', 'hub', 'rollout', 'swaps', 'agent-rss'];
 const parts = values['report-only'] === true ? [] : (values.part ?? known);
 for (const p of parts) if (!known.includes(p)) throw new Error(`unknown bench part "${p}" (known: ${known.join(', ')})`);
 const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_DATA_DIR) : resolve(here, '..', '..', 'shared', 'data');
@@ -25,11 +32,36 @@ const results: Record<string, unknown> = { ...previous, machine: machine(), date
 /** Each part records when and how it was measured: parts can be re-run alone. */
 const measured = (): { date: string; command: string; commit: unknown } => ({ date: new Date().toISOString(), command, commit: (results.machine as Record<string, unknown>).commit });
 const threads = Number(values.threads ?? 0);
+const started = performance.now();
+const charts: Record<string, string> = {};
+const caption = (): string[] => machineCaption(results.machine as Record<string, unknown>, command);
 
 if (parts.includes('core')) {
   const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
   results.core = { ...core, measured: measured() };
   results.floorRatio = core.floorRatio;
+  const stages = Object.fromEntries(Object.entries(core.stagesMsPerImage).filter(([k]) => k !== 'total').map(([k, v]) => [k, v.median]));
+  charts['latency-per-stage.svg'] = stageLatencyChart(stages, { title: `Latency per stage per image (${core.detector} + ${core.embedder}, demo photos)`, caption: caption() });
+}
+
+if (parts.includes('accuracy')) {
+  const accuracy = await benchAccuracy(dataDir, { quick: values.quick === true, threads, log });
+  results.accuracy = { ...accuracy, measured: measured() };
+  Object.assign(charts, accuracyCharts(accuracy, caption()));
+}
+
+if (parts.includes('peer')) {
+  // Same cores for both: all of them unless --threads says otherwise.
+  const peer = await benchPeerCompare(dataDir, { threads: threads || availableParallelism(), quick: values.quick === true, log });
+  results.peerRun = { ...peer, measured: measured() };
+  results.peer = { ...(results.peer as object), throughputRatio: peer.throughputRatio, lfw3dAccuracy: peer.lfw3dAccuracy, imagesPerSec: peer.peer.imagesPerSec, backend: peer.peer.backend, threads: peer.peer.threads, version: peer.peer.version, lfw3dPairs: peer.peer.lfw3d.pairs };
+  results.ours = { ...(results.ours as object), lfw3dAccuracy: peer.oursLfw3dAccuracy, imagesPerSec: peer.ours?.imagesPerSec ?? null, lfw3dPairs: peer.peer.lfw3d.pairs };
+}
+
+if (parts.includes('identify')) {
+  const sample = JSON.parse(readFileSync(join(here, 'lfw3d-genuine.json'), 'utf8')) as { model: string; similarities: number[] };
+  const identify = await benchIdentify({ sizes: [10_000, 100_000, 1_000_000], queries: 1000, genuine: sample.similarities, queriesAt: values.quick ? { '1000000': 300 } : {}, log });
+  results.identify = { ...identify, measured: measured() };
 }
 
 if (parts.includes('agent')) {
@@ -56,6 +88,21 @@ if (parts.includes('agent-rss')) {
   results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }), rssMeasured: measured() };
 }
 
+const identifyNow = results.identify as IdentifyResult | undefined;
+if (parts.includes('identify') && identifyNow) {
+  const sizes = Object.keys(identifyNow).filter((k) => /^\d+$/.test(k)).map(Number).sort((a, b) => a - b);
+  const series = (['exact', 'index'] as const).map((m) => ({
+    name: m === 'exact' ? 'exact (FlatIndex)' : 'sketch index',
+    points: sizes.flatMap((n) => {
+      const f = identifyNow[String(n)]![m];
+      return f ? [[n, Math.round(1000 / f.p50Ms)] as const] : [];
+    }),
+  }));
+  charts['throughput-vs-gallery.svg'] = throughputChart(series, { title: 'Identify throughput vs gallery size (one thread, p50)', yLabel: 'queries/s', yLog: true, caption: caption() });
+}
+if (parts.length > 0) results.seconds = { ...(results.seconds as object), [parts.join('+')]: Math.round((performance.now() - started) / 1000) };
+mkdirSync(join(here, 'charts'), { recursive: true });
+for (const [file, svg] of Object.entries(charts)) writeFileSync(join(here, 'charts', file), svg);
 writeFileSync(resultsPath, JSON.stringify(results, null, 2) + '\n');
 writeFileSync(join(here, 'REPORT.md'), report(results));
 log(`bench: wrote ${resultsPath} and REPORT.md`);
@@ -74,6 +121,7 @@ function report(r: Record<string, unknown>): string {
     `Machine: ${String(m.cpu)} (${String(m.cores)} cores, ${String(m.memoryGiB)} GiB), Node ${String(m.node)}, onnxruntime-node ${String(m.onnxruntime)}, sharp ${String(m.sharp)}, report written ${String(r.date)}.`,
     'Each section says when and with which command it was measured (parts can be re-run alone). Times are medians over passes, with min..max; the machine is a shared VM, so absolute times move between runs while ratios hold better.',
     '',
+    ...headlines(r),
   ];
   const core = r.core as CoreResult | undefined;
   if (core) {
@@ -93,6 +141,16 @@ function report(r: Record<string, unknown>): string {
       '`detectorModel` and `embedderModel` are the session.run calls inside `detect` and `embed`; `decode` is sharp from file bytes to upright RGB; `align` includes quality.',
       '',
     );
+  }
+  if (core) lines.push('![Latency per stage](charts/latency-per-stage.svg)', '');
+  const accuracy = r.accuracy as (AccuracyResult & { measured?: M }) | undefined;
+  if (accuracy) lines.push(...accuracyReport(accuracy).flatMap((l, i) => (i === 1 ? ['', via(accuracy)] : [l])));
+  const peer = r.peerRun as (PeerCompare & { measured?: M }) | undefined;
+  if (peer) lines.push(...peerCompareReport(peer).flatMap((l, i) => (i === 1 ? ['', via(peer)] : [l])));
+  const identify = r.identify as (IdentifyResult & { measured?: M }) | undefined;
+  if (identify) {
+    const { measured: when, ...sizes } = identify;
+    lines.push(...identifyReport(sizes).flatMap((l, i) => (i === 1 ? ['', via({ measured: when })] : [l])), '![Identify throughput vs gallery size](charts/throughput-vs-gallery.svg)', '');
   }
   const agent = r.agent as { videos?: VideoResult[]; rss?: RssResult } | undefined;
   if (agent?.videos) {
@@ -162,4 +220,34 @@ function report(r: Record<string, unknown>): string {
     );
   }
   return lines.join('\n');
+}
+
+/** Issue 6's targets against this run's figures: met or missed, and by how much. */
+function headlines(r: Record<string, unknown>): string[] {
+  const get = (path: string): number | undefined => {
+    let v: unknown = r;
+    for (const k of path.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+    return typeof v === 'number' ? v : undefined;
+  };
+  const row = (what: string, figure: number | undefined, target: string, met: ((v: number) => boolean) | undefined): string =>
+    `| ${what} | ${figure ?? 'not measured'} | ${target} | ${figure === undefined || !met ? '-' : met(figure) ? 'met' : '**missed**'} |`;
+  const ours = get('ours.lfw3dAccuracy');
+  const peerAcc = get('peer.lfw3dAccuracy');
+  const defaultLfw = (r.accuracy as AccuracyResult | undefined)?.lfw3d;
+  return [
+    '## Headlines and targets',
+    '',
+    '| figure | this run | target | |',
+    '|---|---|---|---|',
+    row('floorRatio (pipeline time per face / raw session.run time)', get('floorRatio'), '<= 1.3', (v) => v <= 1.3),
+    row('peer.throughputRatio (ours / face-api, same images and cores)', get('peer.throughputRatio'), '>= 5', (v) => v >= 5),
+    row('ours.lfw3dAccuracy (same pairs as the peer)', ours, `>= face-api's ${peerAcc ?? '?'}`, peerAcc === undefined ? undefined : (v) => v >= peerAcc),
+    row('peer.lfw3dAccuracy (face-api)', peerAcc, '-', undefined),
+    row('identify 100k exact p99 ms (one core)', get('identify.100000.p99Ms'), '< 20', (v) => v < 20),
+    row('identify 1M p99 ms (sketch index)', get('identify.1000000.p99Ms'), '< 10', (v) => v < 10),
+    row('identify 1M recall@1', get('identify.1000000.recallAt1'), '>= 0.99', (v) => v >= 0.99),
+    row('hub.eventsPerSec (embedded aedes + SQLite)', get('hub.eventsPerSec'), '>= 5000', (v) => v >= 5000),
+    ...(defaultLfw ? Object.entries(defaultLfw).map(([id, x]) => row(`LFW3D 10-fold accuracy, ${id}`, x.accuracy, '-', undefined)) : []),
+    '',
+  ];
 }

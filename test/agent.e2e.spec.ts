@@ -7,7 +7,7 @@ import { AckPeer } from '../packages/agent/src/testing/ack-peer.js';
 import { freePort, TestBroker } from '../packages/agent/src/testing/broker.js';
 import { agentEvents, metric, metrics, startAgent, writeYaml, type AgentProcess } from './agent-process.js';
 import { facefleet } from './cli.js';
-import { BBT_PRESENT, data, hasData } from './helpers.js';
+import { BBT_PRESENT, data, hasData, hasTool } from './helpers.js';
 
 const PRESENT = BBT_PRESENT;
 
@@ -112,7 +112,7 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('facefleet agent 
     }
   });
 
-  it.runIf(hasData('edge_demo'))('names nobody in a video of people not enrolled; one event per face passage, not per frame', async () => {
+  it.runIf(hasData('edge_demo') && hasTool('ffmpeg'))('names nobody in a video of people not enrolled; one event per face passage, not per frame', async () => {
     const { config } = await agentDir((d) =>
       `deviceId: stream-cam\ndataDir: ${d}/data\nsources:\n  - {type: stream, url: ${data('edge_demo', 'video', 'short_hamilton_clip.mp4')}, name: hamilton, fps: 10}\n  - {type: stream, url: ${data('edge_demo', 'video', 'Megamind.avi')}, name: megamind, fps: 10}\nrecognition: {unknownEvents: true}\ntracker: {maxAgeMs: 800}\n`,
     );
@@ -150,7 +150,7 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('facefleet agent 
     expect(names).toEqual(['howard', 'leonard', 'penny', 'raj', 'sheldon']); // once each despite many frames
   }, 180_000);
 
-  it('reads a stream served by ffmpeg over HTTP, one an RTSP camera pushes, and survives a truncated video', async () => {
+  it.runIf(hasTool('ffmpeg'))('reads a stream served by ffmpeg over HTTP, one an RTSP camera pushes, and survives a truncated video', async () => {
     const httpPort = await freePort();
     const rtspPort = await freePort();
     const video = data('edge_demo', 'video', 'Megamind.avi');

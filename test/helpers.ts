@@ -24,3 +24,15 @@ export const BBT_PRESENT: Record<string, string[]> = {
   'bbt4.jpg': ['amy', 'bernadette', 'leonard', 'penny', 'raj', 'sheldon'],
   'bbt5.jpg': ['howard', 'leonard', 'penny', 'raj', 'sheldon'],
 };
+
+/**
+ * True when the command is on PATH. Absent: its tests are skipped with one clear line, except
+ * under CI (CI=true), where .ci/run installs it and its absence is a failure, not a skip.
+ */
+export function hasTool(command: string): boolean {
+  const ok = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)));
+  if (ok) return true;
+  if (process.env.CI === 'true') throw new Error(`${command} is not installed: .ci/run installs it from Debian (apt-get install ${command})`);
+  console.warn(`SKIPPED: ${command} is not installed (apt-get install ${command}); the tests that need it are skipped`);
+  return false;
+}
