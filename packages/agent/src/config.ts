@@ -54,7 +54,7 @@ type Raw = Record<string, unknown>;
 
 const DEFAULTS = {
   health: { port: 0, host: '127.0.0.1' },
-  recognition: { threads: 0, minFaceSizePx: 32, minQuality: 0.1, liveness: false, minLiveness: 0.5, unknownEvents: false, cooldownMs: 30_000, inputSize: 640, tile: true },
+  recognition: { threads: 0, minFaceSizePx: 32, minQuality: 0.1, liveness: false, minLiveness: 0.5, unknownEvents: false, cooldownMs: 30_000, inputSize: 640, tile: false },
   pipeline: { queueSize: 2 },
   tracker: { iou: 0.3, maxAgeMs: 1500, minHits: 3, bestFaces: 3 },
   outbox: { maxEvents: 100_000, maxAgeMs: 30 * 24 * 3600_000, sendBatch: 100, retryMs: 5000 },

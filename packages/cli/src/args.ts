@@ -13,6 +13,7 @@ export const VISION_OPTIONS = {
   threshold: { type: 'string' },
   threads: { type: 'string' },
   flip: { type: 'boolean' },
+  tile: { type: 'boolean' },
   'max-pixels': { type: 'string' },
 } as const satisfies Options;
 

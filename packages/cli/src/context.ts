@@ -7,6 +7,7 @@ export interface VisionFlags {
   threshold?: string | undefined;
   threads?: string | undefined;
   flip?: boolean | undefined;
+  tile?: boolean | undefined;
   'max-pixels'?: string | undefined;
 }
 
@@ -25,6 +26,7 @@ export async function openVision(flags: VisionFlags, extra: Partial<VisionConfig
   const threads = numberFlag(flags.threads, 'threads', { min: 0, max: 256 });
   const maxPixels = numberFlag(flags['max-pixels'], 'max-pixels', { min: 1 });
   const config: VisionConfig = { detector: detectorId, embedder: embedderId, flip: flags.flip === true, ...extra };
+  if (flags.tile === true) config.detect = { ...config.detect, tile: true };
   if (threads !== undefined) config.threads = threads;
   if (maxPixels !== undefined) config.maxPixels = maxPixels;
   const analyzer = await FaceAnalyzer.open(config);

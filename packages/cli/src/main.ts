@@ -43,7 +43,7 @@ usage: facefleet <command> [options]
   demo                                            enrol the sample people and identify group photos
   data fetch                                      download the demo's sample files (where ../shared/data is absent)
 
-Common options: --detector <id> --embedder <id> --threshold <cosine> --threads <n> --flip
+Common options: --detector <id> --embedder <id> --threshold <cosine> --threads <n> --flip --tile
 Exit codes: 0 success, 2 bad input or usage, 1 anything else.`;
 
 /** Run one command; returns the exit code. Errors become one line on stderr. */
