@@ -11,8 +11,8 @@ export interface SeenStore {
 
 /**
  * Images dropped into a directory, including those already there at start (oldest first).
- * A file is read once its size has stopped changing between two polls (so half-written files
- * wait); each processed file is remembered (name, size, mtime) so a restart repeats nothing.
+ * A file is read once its size and modification time have stopped changing between two polls
+ * (so half-written files wait, including copies that set the final size before the data); each processed file is remembered (name, size, mtime) so a restart repeats nothing.
  */
 export class FolderSource implements FrameSource {
   readonly live = false;
@@ -36,7 +36,7 @@ export class FolderSource implements FrameSource {
 
   private async run(emit: Emit): Promise<void> {
     const backoff = new Backoff();
-    const sizes = new Map<string, number>();
+    const versions = new Map<string, string>();
     while (!this.abort.signal.aborted) {
       let entries: { file: string; key: string; mtimeMs: number; size: number }[];
       try {
@@ -58,10 +58,10 @@ export class FolderSource implements FrameSource {
       for (const e of entries) {
         if (this.abort.signal.aborted) break;
         if (this.seen.has(e.key) || this.inFlight.has(e.key)) continue;
-        const previous = sizes.get(e.file);
-        sizes.set(e.file, e.size);
-        // Files there at start are complete; a new one must keep its size for one poll first.
-        if (!firstScan && previous !== e.size) continue;
+        const previous = versions.get(e.file);
+        versions.set(e.file, e.key);
+        // Files there at start are complete; a new one must keep its size and mtime for one poll first.
+        if (!firstScan && previous !== e.key) continue;
         try {
           const bytes = await readFile(join(this.dir, e.file));
           this.stats.frames++;
