@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { GalleryStore, type SyncChange } from '@facefleet/gallery';
-import { Hub, loadHubConfig } from '@facefleet/hub/core';
+import { Hub, loadHubConfig, type SqliteStore } from '@facefleet/hub/core';
 import { decodeVector, syncChangesMessage, topics } from '@facefleet/protocol';
 
 export interface HubBench {
@@ -69,8 +69,8 @@ export async function benchHub(
   opts: { agents: number; eventsPerAgent: number; syncTemplates: number[]; syncAgents: number[]; log: (t: string) => void },
 ): Promise<HubBench> {
   const dir = mkdtempSync(join(tmpdir(), 'facefleet-hub-bench-'));
-  const store = Hub.openStore(loadHubConfig({ dataDir: dir }, undefined, {}));
-  const adminKey = store.keys.create('admin').key;
+  const store = await Hub.openStore(loadHubConfig({ dataDir: dir }, undefined, {}));
+  const adminKey = (await store.keys.create('admin')).key;
   const hub = await startHubProcess(cliBin, dir);
   const clients = new Set<MqttClient>();
   const headers = { 'x-api-key': adminKey, 'content-type': 'application/json' };
@@ -120,7 +120,7 @@ export async function benchHub(
     const eventsPerSec = Math.round(total / seconds);
     opts.log(`hub: ${total} events from ${opts.agents} agents stored and acknowledged in ${seconds.toFixed(2)} s (${eventsPerSec}/s)`);
     await end(ingestClients);
-    const stored = (store.db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
+    const stored = await store.events.count();
 
     // Sync.
     const sync: HubBench['sync'] = [];
@@ -129,15 +129,7 @@ export async function benchHub(
     for (const k of opts.syncTemplates) {
       const t0 = performance.now();
       // Grow the default gallery to k random unit templates (one per subject), straight into the store.
-      store.db.transaction((n: number) => {
-        for (let i = 0; i < n; i++) {
-          const s = store.subjects.create({ name: `synthetic-${templates + i}` });
-          const v = new Float32Array(512).map(() => Math.random() - 0.5);
-          const norm = Math.hypot(...v);
-          store.subjects.addTemplate({ subjectId: s.id, modelId: 'w600k-mbf-fp32', vector: v.map((x) => x / norm), quality: 0.5, sourceSha256: s.id });
-          store.galleries.append('default', 'upsert', s.id);
-        }
-      })(k - templates);
+      fillSqlite(store.store as SqliteStore, templates, k - templates);
       templates = k;
       opts.log(`hub: gallery grown to ${k} templates in ${Math.round(performance.now() - t0)} ms`);
       for (const n of opts.syncAgents) {
@@ -215,4 +207,25 @@ export async function benchHub(
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `n` subjects with one random unit template each, logged in the default gallery: one SQLite transaction, straight into the hub's file. */
+function fillSqlite(store: SqliteStore, from: number, n: number): void {
+  const db = store.db;
+  const now = new Date().toISOString();
+  const subject = db.prepare('INSERT INTO subjects (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)');
+  const template = db.prepare('INSERT INTO templates (id, subject_id, model_id, vector, quality, source_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const head = db.prepare("UPDATE galleries SET head_seq = head_seq + 1 WHERE id = 'default' RETURNING head_seq AS h");
+  const log = db.prepare("INSERT INTO gallery_log (gallery_id, seq, op, subject_id, at) VALUES ('default', ?, 'upsert', ?, ?)");
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) {
+      const id = `synthetic-${from + i}`;
+      const v = new Float32Array(512).map(() => Math.random() - 0.5);
+      const norm = Math.hypot(...v);
+      for (let j = 0; j < v.length; j++) v[j]! /= norm;
+      subject.run(id, id, now, now);
+      template.run(`t-${id}`, id, 'w600k-mbf-fp32', Buffer.from(v.buffer), 0.5, id, now);
+      log.run((head.get() as { h: number }).h, id, now);
+    }
+  })();
 }

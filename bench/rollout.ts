@@ -24,8 +24,8 @@ export interface RolloutBench {
  */
 export async function benchRollout(cliBin: string, opts: { agents: number; waves: number[]; log: (t: string) => void }): Promise<RolloutBench> {
   const dir = mkdtempSync(join(tmpdir(), 'facefleet-rollout-bench-'));
-  const store = Hub.openStore(loadHubConfig({ dataDir: dir }, undefined, {}));
-  const adminKey = store.keys.create('admin').key;
+  const store = await Hub.openStore(loadHubConfig({ dataDir: dir }, undefined, {}));
+  const adminKey = (await store.keys.create('admin')).key;
   await store.close();
   const proc = spawn(process.execPath, [cliBin, 'hub', '--port', '0', '--mqtt-port', '0', '--data-dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';

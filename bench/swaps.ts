@@ -37,8 +37,8 @@ function waitFor(proc: ChildProcess, pattern: RegExp, what: string): Promise<Reg
  */
 export async function benchSwaps(cliBin: string, opts: { swaps: number; log: (t: string) => void }): Promise<SwapBench> {
   const dir = mkdtempSync(join(tmpdir(), 'facefleet-swaps-'));
-  const store = Hub.openStore(loadHubConfig({ dataDir: join(dir, 'hub') }, undefined, {}));
-  const adminKey = store.keys.create('admin').key;
+  const store = await Hub.openStore(loadHubConfig({ dataDir: join(dir, 'hub') }, undefined, {}));
+  const adminKey = (await store.keys.create('admin')).key;
   await store.close();
   const hub = spawn(process.execPath, [cliBin, 'hub', '--port', '0', '--mqtt-port', '0', '--data-dir', join(dir, 'hub')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let agent: ChildProcess | undefined;

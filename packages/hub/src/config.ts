@@ -29,6 +29,12 @@ export interface HubConfig {
   keepFaceCrops: boolean;
   /** The hub's HTTP address as devices reach it (model downloads); default: where it listens. */
   publicUrl?: string;
+  /** PostgreSQL instead of the SQLite file in dataDir (postgres://user:pass@host:5432/db). */
+  databaseUrl?: string;
+  /** With databaseUrl: the PostgreSQL schema of the hub's tables (default: public). */
+  databaseSchema?: string;
+  /** With mqttUrl: the shared-subscription group hub replicas ingest device messages in ('' = plain subscriptions). */
+  mqttShareGroup: string;
 }
 
 const DEFAULTS: HubConfig = {
@@ -42,6 +48,7 @@ const DEFAULTS: HubConfig = {
   threads: 0,
   syncPartBytes: 1 << 20,
   keepFaceCrops: false,
+  mqttShareGroup: 'facefleet-hub',
 };
 
 /** Defaults, then the YAML file, then env (FACEFLEET_HUB_*), then flags; frozen. */
@@ -65,11 +72,13 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     mqttPassword: env.FACEFLEET_HUB_MQTT_PASSWORD,
     keepFaceCrops: env.FACEFLEET_HUB_KEEP_FACE_CROPS,
     publicUrl: env.FACEFLEET_HUB_PUBLIC_URL,
+    databaseUrl: env.FACEFLEET_HUB_DATABASE_URL,
+    databaseSchema: env.FACEFLEET_HUB_DATABASE_SCHEMA,
   };
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile };
   for (const [k, v] of Object.entries(envMap)) if (v !== undefined && v !== '') merged[k] = v;
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
-  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder', 'publicUrl']);
+  const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder', 'publicUrl', 'databaseUrl', 'databaseSchema']);
   for (const k of Object.keys(merged)) if (!known.has(k)) throw new ConfigError(`hub config: unknown key "${k}"`);
   const int = (k: keyof HubConfig, min: number, max: number): number => {
     const n = Number(merged[k]);
@@ -99,7 +108,19 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     threads: int('threads', 0, 256),
     syncPartBytes: int('syncPartBytes', 4096, 256 << 20),
     keepFaceCrops: bool('keepFaceCrops'),
+    mqttShareGroup: str('mqttShareGroup') ?? DEFAULTS.mqttShareGroup,
   };
+  if (/[/#+]/.test(c.mqttShareGroup)) throw new ConfigError(`hub config: mqttShareGroup cannot contain / # or +, got "${c.mqttShareGroup}"`);
+  const db = str('databaseUrl');
+  if (db !== undefined && db !== '') {
+    if (!/^postgres(ql)?:\/\/./.test(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${db.replace(/:[^:@/]*@/, ':***@')}"`);
+    c.databaseUrl = db;
+  }
+  const schema = str('databaseSchema');
+  if (schema !== undefined && schema !== '') {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`hub config: databaseSchema must be a lower-case SQL identifier, got "${schema}"`);
+    c.databaseSchema = schema;
+  }
   const publicUrl = str('publicUrl');
   if (publicUrl !== undefined) {
     if (!/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`hub config: publicUrl must be an http(s) URL, got "${publicUrl}"`);

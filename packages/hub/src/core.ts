@@ -3,3 +3,6 @@
 export * from './hub.js';
 export * from './config.js';
 export * from './mqtt/broker.js';
+export * from './store/ports.js';
+export { SqliteStore, openSqliteStore } from './store/sqlite.js';
+export { openStore } from './store/open.js';

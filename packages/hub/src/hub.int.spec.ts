@@ -8,6 +8,7 @@ import { topics, type SyncChangesMessage } from '@facefleet/protocol';
 import { loadHubConfig } from './config.js';
 import { Hub } from './hub.js';
 import { devicePublishAllowed, deviceSubscribeAllowed, matches } from './mqtt/broker.js';
+import type { SqliteStore } from './store/sqlite.js';
 
 describe('device topic rules', () => {
   it('lets a device publish only on its own topics, retaining only its state', () => {
@@ -48,34 +49,34 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
   });
 
   it('erases a subject whose delete-after date has passed, through the log', async () => {
-    const keep = hub.subjects.create({ name: 'keep' });
-    const gone = hub.subjects.create({ name: 'gone', deleteAfter: new Date(Date.now() - 1000).toISOString() });
+    const keep = await hub.subjects.create({ name: 'keep' });
+    const gone = await hub.subjects.create({ name: 'gone', deleteAfter: new Date(Date.now() - 1000).toISOString() });
     await hub.sync.changed(gone.id, 'upsert', ['default']);
-    const head = hub.galleries.head('default');
+    const head = await hub.galleries.head('default');
     await hub.purge();
-    expect(hub.subjects.get(gone.id)).toBeUndefined();
-    expect(hub.subjects.get(keep.id)).toBeDefined();
-    expect(hub.galleries.head('default')).toBe(head + 1);
-    const changes = hub.sync.changesFor('default', head);
+    expect(await hub.subjects.get(gone.id)).toBeUndefined();
+    expect(await hub.subjects.get(keep.id)).toBeDefined();
+    expect(await hub.galleries.head('default')).toBe(head + 1);
+    const changes = await hub.sync.changesFor('default', head);
     expect(changes).toMatchObject({ fromSeq: head, toSeq: head + 1, snapshot: false, changes: [{ op: 'delete', subjectId: gone.id }] });
   });
 
-  it('answers a device far behind, or new, with a snapshot, and one at the head with nothing', () => {
-    const head = hub.galleries.head('default');
-    expect(hub.sync.changesFor('default', 0)).toMatchObject({ snapshot: true, toSeq: head });
-    expect(hub.sync.changesFor('default', head)).toMatchObject({ snapshot: false, changes: [] });
-    expect(hub.sync.changesFor('default', head + 5)).toMatchObject({ snapshot: true });
+  it('answers a device far behind, or new, with a snapshot, and one at the head with nothing', async () => {
+    const head = await hub.galleries.head('default');
+    expect(await hub.sync.changesFor('default', 0)).toMatchObject({ snapshot: true, toSeq: head });
+    expect(await hub.sync.changesFor('default', head)).toMatchObject({ snapshot: false, changes: [] });
+    expect(await hub.sync.changesFor('default', head + 5)).toMatchObject({ snapshot: true });
   });
 
   it('cuts a large snapshot into parts of the configured size and serves each part on request', async () => {
     const small = await Hub.start(loadHubConfig({ dataDir: join(dir, 'parts'), port: '0', mqttPort: '0', syncPartBytes: '8192' }, undefined, {}), () => undefined);
     try {
       for (let i = 0; i < 40; i++) {
-        const s = small.subjects.create({ name: `s${i}` });
-        small.subjects.addTemplate({ subjectId: s.id, modelId: 'm', vector: new Float32Array(512).fill(i / 40), quality: 1, sourceSha256: `x${i}` });
+        const s = await small.subjects.create({ name: `s${i}` });
+        await small.subjects.addTemplate({ subjectId: s.id, modelId: 'm', vector: new Float32Array(512).fill(i / 40), quality: 1, sourceSha256: `x${i}` });
         await small.sync.changed(s.id, 'upsert', ['default']);
       }
-      const head = small.galleries.head('default');
+      const head = await small.galleries.head('default');
       const first = JSON.parse((await small.sync.answer('default', 0)).toString()) as SyncChangesMessage;
       expect(first.snapshot).toBe(true);
       expect(first.toSeq).toBe(head);
@@ -106,7 +107,7 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
     const secure = await Hub.start(loadHubConfig({ dataDir: join(dir, 'tls-hub'), port: '0', mqttPort: '0', mqttTlsCert: cert, mqttTlsKey: key }, undefined, {}), () => undefined);
     try {
       expect(secure.broker.url).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
-      const { device, secret } = secure.devices.create('tls-device');
+      const { device, secret } = await secure.devices.create('tls-device');
       const ok = await mqtt.connectAsync(secure.broker.url, { clientId: device.id, username: device.id, password: secret, ca: readFileSync(cert), reconnectPeriod: 0 });
       expect((await ok.subscribeAsync(topics.acks(device.id), { qos: 1 }))[0]!.qos).toBe(1);
       await ok.endAsync(true);
@@ -125,13 +126,13 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
     expect(() => loadHubConfig({ dataDir: dir, mqttTlsCert: cert }, undefined, {})).toThrow(/go together/);
   });
 
-  it('keeps device secrets as hashes and refuses revoked devices', () => {
-    const { device, secret } = hub.devices.create('d');
-    expect(hub.devices.verify(device.id, secret)).toBe(true);
-    expect(hub.devices.verify(device.id, `${secret}x`)).toBe(false);
-    hub.revokeDevice(device.id);
-    expect(hub.devices.verify(device.id, secret)).toBe(false);
-    const row = hub.db.prepare('SELECT secret_hash FROM devices WHERE id = ?').get(device.id) as { secret_hash: string };
+  it('keeps device secrets as hashes and refuses revoked devices', async () => {
+    const { device, secret } = await hub.devices.create('d');
+    expect(await hub.devices.verify(device.id, secret)).toBe(true);
+    expect(await hub.devices.verify(device.id, `${secret}x`)).toBe(false);
+    await hub.revokeDevice(device.id);
+    expect(await hub.devices.verify(device.id, secret)).toBe(false);
+    const row = (hub.store as SqliteStore).db.prepare('SELECT secret_hash FROM devices WHERE id = ?').get(device.id) as { secret_hash: string };
     expect(row.secret_hash).not.toContain(secret);
   });
 });

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assignUnique, decide, FlatIndex } from '@facefleet/gallery';
 import { ConfigError, ConflictError, DecodeError, FacefleetError, NotFoundError, type ModelRef } from '@facefleet/protocol';
@@ -7,17 +8,10 @@ import { cosine, FaceAnalyzer, findModel, QUALITY_MIN_ENROL, type DetectedFace, 
 import { IngestService } from './ingest.service.js';
 import { EmbeddedBroker, ExternalBroker, type BrokerPort } from './mqtt/broker.js';
 import type { HubConfig } from './config.js';
-import { DevicesRepository } from './store/devices.repository.js';
-import { EventsRepository } from './store/events.repository.js';
-import { DEFAULT_GALLERY, GalleriesRepository } from './store/galleries.repository.js';
-import { openHubDb, type HubDb } from './store/hub-db.js';
-import { KeysRepository } from './store/keys.repository.js';
-import { SubjectsRepository } from './store/subjects.repository.js';
 import { entryOf, loadSigningKey, ModelsService } from './models.service.js';
 import { RolloutsService } from './rollouts.service.js';
-import { CropsRepository } from './store/crops.repository.js';
-import { ModelsRepository } from './store/models.repository.js';
-import { RolloutsRepository } from './store/rollouts.repository.js';
+import { openStore } from './store/open.js';
+import { DEFAULT_GALLERY, type HubStore } from './store/ports.js';
 import { SyncService } from './sync.service.js';
 
 export type FaceStatus = 'ok' | 'noFace' | 'multipleFaces' | 'lowQuality';
@@ -25,8 +19,11 @@ export type FaceStatus = 'ok' | 'noFace' | 'multipleFaces' | 'lowQuality';
 /** Faces smaller than this (shorter box side, px) are refused for enrolment as low quality. */
 const MIN_ENROL_FACE_PX = 40;
 
+/** How long the leader lease lasts without renewal (a killed leader is replaced after this). */
+const LEADER_TTL_MS = 15_000;
+
 /** The key that encrypts kept face crops: FACEFLEET_HUB_CROP_KEY (base64, 32 bytes), else <dataDir>/crop-key made once. */
-function cropKey(dataDir: string): Buffer {
+export function cropKey(dataDir: string): Buffer {
   const env = process.env.FACEFLEET_HUB_CROP_KEY;
   if (env !== undefined && env !== '') {
     const key = Buffer.from(env, 'base64');
@@ -42,19 +39,30 @@ function cropKey(dataDir: string): Buffer {
 }
 
 /**
- * The hub's composition root and its domain services, independent of HTTP: repositories over
- * one SQLite file, the broker (embedded aedes or external), sync, ingestion, and the models.
+ * The hub's composition root and its domain services, independent of HTTP: the store (SQLite
+ * file, or PostgreSQL shared by several replicas), the broker (embedded aedes or external),
+ * sync, ingestion, and the models.
+ *
+ * Several replicas may run against one PostgreSQL and one external broker. Anything may be
+ * served by any replica; work that must happen once (rollout waves, retention purges) runs only
+ * on the replica holding the `leader` lease in the database, renewed every few seconds and taken
+ * over by another replica when its holder dies.
  */
 export class Hub {
-  readonly keys: KeysRepository;
-  readonly subjects: SubjectsRepository;
-  readonly galleries: GalleriesRepository;
-  readonly devices: DevicesRepository;
-  readonly events: EventsRepository;
-  readonly models: ModelsRepository;
-  readonly rolloutsRepo: RolloutsRepository;
-  readonly crops: CropsRepository;
+  readonly keys: HubStore['keys'];
+  readonly subjects: HubStore['subjects'];
+  readonly galleries: HubStore['galleries'];
+  readonly devices: HubStore['devices'];
+  readonly events: HubStore['events'];
+  readonly models: HubStore['models'];
+  readonly rolloutsRepo: HubStore['rollouts'];
+  readonly crops: HubStore['crops'];
   readonly registry: ModelsService;
+  /** This process's name in leases. */
+  readonly replicaId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  /** True while this replica holds the leader lease. */
+  leader = false;
+  private leaderTimer?: NodeJS.Timeout;
   rollouts!: RolloutsService;
   /** Where devices reach the hub's HTTP API (set when HTTP listens, or config publicUrl). */
   publicUrl: string;
@@ -67,29 +75,29 @@ export class Hub {
 
   private constructor(
     readonly config: HubConfig,
-    readonly db: HubDb,
+    readonly store: HubStore,
     readonly log: (msg: string) => void,
   ) {
-    this.keys = new KeysRepository(db);
-    this.subjects = new SubjectsRepository(db);
-    this.galleries = new GalleriesRepository(db);
-    this.devices = new DevicesRepository(db);
-    this.events = new EventsRepository(db);
-    this.models = new ModelsRepository(db);
-    this.rolloutsRepo = new RolloutsRepository(db);
-    this.crops = new CropsRepository(db, cropKey(config.dataDir));
+    this.keys = store.keys;
+    this.subjects = store.subjects;
+    this.galleries = store.galleries;
+    this.devices = store.devices;
+    this.events = store.events;
+    this.models = store.models;
+    this.rolloutsRepo = store.rollouts;
+    this.crops = store.crops;
     this.publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
     this.registry = new ModelsService(this.models, loadSigningKey(config.dataDir), config.dataDir, () => this.publicUrl, log);
   }
 
   /** Only the store: enough for `facefleet hub create-key`. */
-  static openStore(config: HubConfig, log: (msg: string) => void = () => undefined): Hub {
+  static async openStore(config: HubConfig, log: (msg: string) => void = () => undefined): Promise<Hub> {
     mkdirSync(config.dataDir, { recursive: true });
-    return new Hub(config, openHubDb(join(config.dataDir, 'hub.db')), log);
+    return new Hub(config, await openStore(config, cropKey(config.dataDir), log), log);
   }
 
   static async start(config: HubConfig, log: (msg: string) => void): Promise<Hub> {
-    const hub = Hub.openStore(config, log);
+    const hub = await Hub.openStore(config, log);
     try {
       hub.analyzer = await FaceAnalyzer.open({
         threads: config.threads,
@@ -98,22 +106,30 @@ export class Hub {
       });
       hub.threshold = findModel(hub.analyzer.embedderId).threshold ?? 0.32;
       hub.broker = config.mqttUrl
-        ? await ExternalBroker.connect(config.mqttUrl, { clientId: `facefleet-hub-${process.pid}`, ...(config.mqttUsername ? { username: config.mqttUsername } : {}), ...(config.mqttPassword ? { password: config.mqttPassword } : {}) })
+        ? await ExternalBroker.connect(config.mqttUrl, {
+            clientId: `facefleet-hub-${hub.replicaId}`,
+            shareGroup: config.mqttShareGroup,
+            ...(config.mqttUsername ? { username: config.mqttUsername } : {}),
+            ...(config.mqttPassword ? { password: config.mqttPassword } : {}),
+          })
         : await EmbeddedBroker.start(config.mqttPort, config.mqttHost, { verify: (id, s) => hub.devices.verify(id, s), galleries: (id) => hub.devices.galleries(id) }, log, config.mqttTlsCert !== undefined && config.mqttTlsKey !== undefined ? { cert: config.mqttTlsCert, key: config.mqttTlsKey } : undefined);
-      hub.registry.registerBuiltins();
+      await hub.registry.registerBuiltins();
       hub.sync = new SyncService(hub.broker, hub.galleries, hub.subjects, hub.devices, log, config.syncPartBytes, (id) => hub.deviceModels(id));
       hub.rollouts = new RolloutsService(hub.rolloutsRepo, hub.models, hub.registry, hub.devices, {
         publishConfig: (id) => hub.sync.publishConfig(id),
         reembed: (modelId) => hub.reembed(modelId),
-        isOnline: (id) => hub.devices.get(id)?.online === true,
+        isOnline: async (id) => (await hub.devices.get(id))?.online === true,
+        leads: () => hub.leader,
         log,
       });
       hub.ingest = new IngestService(hub.broker, hub.devices, hub.events, hub.sync, log, hub.rollouts);
       await hub.ingest.start();
       await hub.sync.publishAll();
-      await hub.purge();
+      await hub.lead();
+      hub.leaderTimer = setInterval(() => void hub.lead(), LEADER_TTL_MS / 3);
+      if (hub.leader) await hub.purge();
       hub.rollouts.start();
-      hub.retentionTimer = setInterval(() => void hub.purge().catch((e: Error) => log(`retention: ${e.message}`)), 60_000);
+      hub.retentionTimer = setInterval(() => void (hub.leader ? hub.purge() : Promise.resolve()).catch((e: Error) => log(`retention: ${e.message}`)), 60_000);
     } catch (err) {
       await hub.close();
       throw err;
@@ -121,29 +137,42 @@ export class Hub {
     return hub;
   }
 
+  /** Take or renew the leader lease; a store error counts as not leading until the next try. */
+  private async lead(): Promise<void> {
+    try {
+      const was = this.leader;
+      this.leader = await this.store.leases.acquire('leader', this.replicaId, LEADER_TTL_MS);
+      if (this.leader !== was) this.log(`hub: ${this.leader ? 'leading' : 'no longer leading'} (replica ${this.replicaId}): rollout waves and retention run on the leader`);
+    } catch (err) {
+      this.leader = false;
+      this.log(`hub: leader lease: ${(err as Error).message}`);
+    }
+  }
+
   /** Subjects past their delete-after date are erased (everywhere); old events are purged. */
   async purge(): Promise<void> {
-    for (const id of this.subjects.expired(new Date())) await this.deleteSubject(id);
-    if (this.config.eventRetentionDays > 0) this.events.purgeOlderThan(new Date(Date.now() - this.config.eventRetentionDays * 86_400_000).toISOString());
+    for (const id of await this.subjects.expired(new Date())) {
+      const heads = await this.galleries.eraseSubject(id); // undefined: erased meanwhile
+      if (heads) await this.sync.announce(heads);
+    }
+    if (this.config.eventRetentionDays > 0) await this.events.purgeOlderThan(new Date(Date.now() - this.config.eventRetentionDays * 86_400_000).toISOString());
   }
 
-  subject(id: string) {
-    const s = this.subjects.get(id);
+  async subject(id: string) {
+    const s = await this.subjects.get(id);
     if (!s) throw new NotFoundError(`no subject with id ${id}`);
-    return { ...s, galleries: this.galleries.galleriesOf(id) };
+    return { ...s, galleries: await this.galleries.galleriesOf(id) };
   }
 
-  /** Erasure: templates gone here, and a delete in every gallery's log so every device drops them. */
+  /** Erasure: templates gone here, and a delete in every gallery's log (one transaction) so every device drops them. */
   async deleteSubject(id: string): Promise<void> {
-    if (!this.subjects.get(id)) throw new NotFoundError(`no subject with id ${id}`);
-    const galleries = this.galleries.galleriesOf(id);
-    this.galleries.removeSubjectEverywhere(id);
-    this.subjects.delete(id);
-    await this.sync.changed(id, 'delete', galleries);
+    const heads = await this.galleries.eraseSubject(id);
+    if (heads === undefined) throw new NotFoundError(`no subject with id ${id}`);
+    await this.sync.announce(heads);
   }
 
   async enrolFaces(subjectId: string, files: readonly { name: string; bytes: Uint8Array }[]): Promise<{ file: string; status: FaceStatus; reason?: string; templateId?: string }[]> {
-    this.subject(subjectId);
+    await this.subject(subjectId);
     const images: RgbImage[] = [];
     for (const f of files) {
       try {
@@ -173,48 +202,51 @@ export class Hub {
       }
       const [e] = await this.analyzer.embed([face]);
       const sourceSha256 = createHash('sha256').update(f.bytes).digest('hex');
-      const t = this.subjects.addTemplate({ subjectId, modelId: e!.embedding.modelId, vector: e!.embedding.vector, quality: face.quality.score, sourceSha256 });
-      if (this.config.keepFaceCrops) this.crops.put({ subjectId, sourceSha256, width: face.aligned.width, height: face.aligned.height, data: face.aligned.data });
+      const t = await this.subjects.addTemplate({ subjectId, modelId: e!.embedding.modelId, vector: e!.embedding.vector, quality: face.quality.score, sourceSha256 });
+      if (this.config.keepFaceCrops) await this.crops.put({ subjectId, sourceSha256, width: face.aligned.width, height: face.aligned.height, data: face.aligned.data });
       if (t.added) added++;
       results.push({ file: f.name, status: 'ok', templateId: t.id, ...(t.added ? {} : { reason: 'already enrolled' }) });
     }
-    if (added > 0) await this.sync.changed(subjectId, 'upsert', this.galleries.galleriesOf(subjectId));
+    if (added > 0) await this.sync.changed(subjectId, 'upsert', await this.galleries.galleriesOf(subjectId));
     return results;
   }
 
   async addToGallery(galleryId: string, subjectId: string): Promise<void> {
-    const g = this.galleries.get(galleryId);
+    const g = await this.galleries.get(galleryId);
     if (!g) throw new NotFoundError(`no gallery with id ${galleryId}`);
     if (g.isDefault) throw new ConflictError('the default gallery holds every subject already');
-    this.subject(subjectId);
-    if (this.galleries.addMember(galleryId, subjectId)) await this.sync.changed(subjectId, 'upsert', [galleryId]);
+    await this.subject(subjectId);
+    const seq = await this.galleries.addMember(galleryId, subjectId);
+    if (seq !== null) await this.sync.announce([{ galleryId, seq }]);
   }
 
   async removeFromGallery(galleryId: string, subjectId: string): Promise<void> {
-    const g = this.galleries.get(galleryId);
+    const g = await this.galleries.get(galleryId);
     if (!g) throw new NotFoundError(`no gallery with id ${galleryId}`);
     if (g.isDefault) throw new ConflictError('the default gallery holds every subject; delete the subject instead');
-    if (this.galleries.removeMember(galleryId, subjectId)) await this.sync.changed(subjectId, 'delete', [galleryId]);
+    const seq = await this.galleries.removeMember(galleryId, subjectId);
+    if (seq !== null) await this.sync.announce([{ galleryId, seq }]);
   }
 
-  deviceStatus(id: string) {
-    const d = this.devices.get(id);
+  async deviceStatus(id: string) {
+    const d = await this.devices.get(id);
     if (!d) throw new NotFoundError(`no device with id ${id}`);
-    const seqs = this.devices.seqs(id);
-    const galleries = this.devices.galleries(id).map((g) => ({ id: g, seq: seqs[g] ?? 0, headSeq: this.galleries.head(g) }));
+    const seqs = await this.devices.seqs(id);
+    const galleries = [];
+    for (const g of await this.devices.galleries(id)) galleries.push({ id: g, seq: seqs[g] ?? 0, headSeq: await this.galleries.head(g) });
     return { ...d, revoked: d.revokedAt !== null, galleries, synced: galleries.every((g) => g.seq >= g.headSeq) };
   }
 
   async assignGalleries(deviceId: string, galleryIds: readonly string[]): Promise<void> {
-    this.deviceStatus(deviceId);
-    for (const g of galleryIds) if (!this.galleries.get(g)) throw new NotFoundError(`no gallery with id ${g}`);
-    this.devices.setGalleries(deviceId, galleryIds);
+    await this.deviceStatus(deviceId);
+    for (const g of galleryIds) if (!(await this.galleries.get(g))) throw new NotFoundError(`no gallery with id ${g}`);
+    await this.devices.setGalleries(deviceId, galleryIds);
     await this.sync.publishConfig(deviceId);
   }
 
-  revokeDevice(id: string): void {
-    if (!this.devices.revoke(id)) {
-      this.deviceStatus(id);
+  async revokeDevice(id: string): Promise<void> {
+    if (!(await this.devices.revoke(id))) {
+      await this.deviceStatus(id);
       throw new ConflictError(`device ${id} is already revoked`);
     }
     this.broker.disconnect(id);
@@ -222,12 +254,13 @@ export class Hub {
 
   /** Cloud recognition: every face of an image against a gallery (default: all subjects). */
   async recognize(bytes: Uint8Array, galleryId = DEFAULT_GALLERY, top = 5) {
-    if (!this.galleries.get(galleryId)) throw new NotFoundError(`no gallery with id ${galleryId}`);
+    if (!(await this.galleries.get(galleryId))) throw new NotFoundError(`no gallery with id ${galleryId}`);
     const image = await this.analyzer.decode(bytes);
     const faces = await this.analyzer.analyse(image);
-    const index = this.searchIndex(galleryId);
+    const index = await this.searchIndex(galleryId);
     const decisions = assignUnique(faces.map((f) => decide(index.search(f.embedding.vector, top * 4), this.threshold, top)), this.threshold);
-    const name = (id: string): string => this.subjects.get(id)?.name ?? id;
+    const names = await this.subjects.names([...new Set(decisions.flatMap((d) => d.candidates.map((c) => c.subjectId)))]);
+    const name = (id: string): string => names.get(id) ?? id;
     return {
       image: { width: image.width, height: image.height },
       model: this.analyzer.embedderId,
@@ -248,7 +281,7 @@ export class Hub {
 
   /** The models a device is assigned, as signed references, for its retained config. */
   async deviceModels(deviceId: string): Promise<{ models?: { detector?: ModelRef; embedder?: ModelRef }; rolloutId: string | null; rollouts: { detector?: string | null; embedder?: string | null }; signingKey: string }> {
-    const assigned = this.models.assigned(deviceId);
+    const assigned = await this.models.assigned(deviceId);
     const models: { detector?: ModelRef; embedder?: ModelRef } = {};
     const rollouts: { detector?: string | null; embedder?: string | null } = {};
     let rolloutId: string | null = null;
@@ -268,9 +301,9 @@ export class Hub {
    * so, so devices hold both until they switch. Refused, with what to do, without the crops.
    */
   async reembed(modelId: string): Promise<void> {
-    const row = this.registry.get(modelId);
-    const others = (this.db.prepare('SELECT DISTINCT model_id AS m FROM templates WHERE model_id != ?').all(modelId) as { m: string }[]).map((r) => r.m);
-    const { templates, missing } = this.crops.missingFor(others);
+    const row = await this.registry.get(modelId);
+    const others = await this.subjects.templateModelsExcept(modelId);
+    const { templates, missing } = await this.crops.missingFor(others);
     if (templates === 0) return;
     if (missing > 0) {
       throw new ConflictError(
@@ -283,30 +316,31 @@ export class Hub {
     const analyzer = await FaceAnalyzer.open({ threads: this.config.threads, files: { embedder: { entry: entryOf(row), path: row.path } } });
     const touched = new Set<string>();
     try {
-      const have = new Set((this.db.prepare('SELECT subject_id || char(0) || source_sha256 AS k FROM templates WHERE model_id = ?').all(modelId) as { k: string }[]).map((r) => r.k));
-      for (const src of this.crops.sources()) {
+      const have = new Set((await this.subjects.templateSources(modelId)).map((r) => `${r.subjectId}\u0000${r.sourceSha256}`));
+      for (const src of await this.crops.sources()) {
         if (have.has(`${src.subjectId}\u0000${src.sourceSha256}`)) continue;
-        const crop = this.crops.get(src.subjectId, src.sourceSha256)!;
+        const crop = await this.crops.get(src.subjectId, src.sourceSha256);
+        if (crop === undefined) continue; // erased meanwhile
         const [e] = await analyzer.embedder.embed([{ width: crop.width, height: crop.height, data: crop.data }]);
-        this.subjects.addTemplate({ subjectId: src.subjectId, modelId, vector: e!.vector, quality: 1, sourceSha256: src.sourceSha256 });
+        await this.subjects.addTemplate({ subjectId: src.subjectId, modelId, vector: e!.vector, quality: 1, sourceSha256: src.sourceSha256 });
         touched.add(src.subjectId);
       }
     } finally {
       await analyzer.close();
     }
-    for (const id of touched) await this.sync.changed(id, 'upsert', this.galleries.galleriesOf(id));
+    for (const id of touched) await this.sync.changed(id, 'upsert', await this.galleries.galleriesOf(id));
     this.log(`models: re-embedded ${touched.size} subjects with ${modelId} in ${Date.now() - started} ms`);
   }
 
   private readonly indexes = new Map<string, { head: number; index: FlatIndex }>();
 
   /** A gallery's templates of the current embedder, in memory while the gallery's head stays put. */
-  private searchIndex(galleryId: string): FlatIndex {
-    const head = this.galleries.head(galleryId);
+  private async searchIndex(galleryId: string): Promise<FlatIndex> {
+    const head = await this.galleries.head(galleryId);
     const cached = this.indexes.get(galleryId);
     if (cached?.head === head) return cached.index;
     const index = new FlatIndex(this.analyzer.embedderId);
-    for (const t of this.subjects.templates(this.galleries.members(galleryId))) if (t.modelId === this.analyzer.embedderId) index.add({ templateId: t.id, subjectId: t.subjectId }, t.vector);
+    for (const t of await this.subjects.templates(await this.galleries.members(galleryId))) if (t.modelId === this.analyzer.embedderId) index.add({ templateId: t.id, subjectId: t.subjectId }, t.vector);
     this.indexes.set(galleryId, { head, index });
     return index;
   }
@@ -323,10 +357,13 @@ export class Hub {
 
   async close(): Promise<void> {
     clearInterval(this.retentionTimer);
+    clearInterval(this.leaderTimer);
     this.rollouts?.stop();
     this.sync?.close();
     await this.broker?.close().catch(() => undefined);
     await this.analyzer?.close().catch(() => undefined);
-    if (this.db.open) this.db.close();
+    // Hand the lead over at once rather than after the lease expires.
+    if (this.leader) await this.store.leases.release('leader', this.replicaId).catch(() => undefined);
+    await this.store.close();
   }
 }

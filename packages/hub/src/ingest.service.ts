@@ -1,7 +1,6 @@
 import { eventMessage, modelReportMessage, parseDeviceTopic, parseMessage, stateMessage, statusMessage, topics, type EventMessage } from '@facefleet/protocol';
 import type { BrokerPort } from './mqtt/broker.js';
-import type { DevicesRepository } from './store/devices.repository.js';
-import type { EventsRepository } from './store/events.repository.js';
+import type { DevicesRepo, EventsRepo } from './store/ports.js';
 import type { RolloutsService } from './rollouts.service.js';
 import type { SyncService } from './sync.service.js';
 
@@ -22,12 +21,14 @@ export class IngestService {
   ingested = 0;
   duplicates = 0;
   private pending: EventMessage[] = [];
+  /** Devices known to be registered and not revoked, until the time given (ms). */
+  private readonly known = new Map<string, number>();
   private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly broker: BrokerPort,
-    private readonly devices: DevicesRepository,
-    private readonly events: EventsRepository,
+    private readonly devices: DevicesRepo,
+    private readonly events: EventsRepo,
     private readonly sync: SyncService,
     private readonly log: (msg: string) => void,
     private readonly rollouts?: RolloutsService,
@@ -60,9 +61,22 @@ export class IngestService {
     const parsed = parseMessage(eventMessage, payload);
     if (!parsed.ok) return this.drop(topic, parsed.reason);
     if (parsed.value.deviceId !== deviceId) return this.drop(topic, `event claims device ${parsed.value.deviceId}`);
+    if (!(await this.isKnown(deviceId))) return this.drop(topic, 'no such device here (unknown or revoked)');
     this.pending.push(parsed.value);
     if (this.flushing === undefined) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
     await this.flushing;
+  }
+
+  /**
+   * Events only from registered, live devices: the embedded broker already refuses others, but an
+   * external broker shared with other systems may not. Checked once per device per 30 s.
+   */
+  private async isKnown(deviceId: string): Promise<boolean> {
+    if ((this.known.get(deviceId) ?? 0) > Date.now()) return true;
+    const d = await this.devices.get(deviceId);
+    if (!d || d.revokedAt !== null) return false;
+    this.known.set(deviceId, Date.now() + 30_000);
+    return true;
   }
 
   /** Write what is pending, acknowledge it, and go on while more arrived meanwhile. */
@@ -72,7 +86,7 @@ export class IngestService {
         const batch = this.pending.splice(0, MAX_BATCH);
         let stored: boolean[];
         try {
-          stored = this.events.insertMany(batch);
+          stored = await this.events.insertMany(batch);
         } catch (err) {
           // Not acknowledged: the agents keep these in their outboxes and send them again.
           this.dropped += batch.length;
@@ -99,25 +113,24 @@ export class IngestService {
     const deviceId = parseDeviceTopic(topic)!.deviceId;
     const parsed = parseMessage(modelReportMessage, payload);
     if (!parsed.ok) return this.drop(topic, parsed.reason);
-    if (!this.devices.get(deviceId)) return;
+    if (!(await this.devices.get(deviceId))) return;
     this.log(`models: ${deviceId}: ${parsed.value.kind} ${parsed.value.modelId} ${parsed.value.state}${parsed.value.reason ? ` (${parsed.value.reason})` : ''}`);
     await this.rollouts?.onReport(deviceId, parsed.value);
   }
 
-  private onState(topic: string, payload: Buffer): void {
+  private async onState(topic: string, payload: Buffer): Promise<void> {
     const deviceId = parseDeviceTopic(topic)!.deviceId;
     const parsed = parseMessage(stateMessage, payload);
     if (!parsed.ok) return this.drop(topic, parsed.reason);
-    if (!this.devices.get(deviceId)) return;
-    this.devices.setOnline(deviceId, parsed.value.online, parsed.value.agentVersion);
+    if (!(await this.devices.get(deviceId))) return;
+    await this.devices.setOnline(deviceId, parsed.value.online, parsed.value.agentVersion);
   }
 
-  private onStatus(topic: string, payload: Buffer): void {
+  private async onStatus(topic: string, payload: Buffer): Promise<void> {
     const deviceId = parseDeviceTopic(topic)!.deviceId;
     const parsed = parseMessage(statusMessage, payload);
     if (!parsed.ok) return this.drop(topic, parsed.reason);
-    if (!this.devices.get(deviceId)) return;
-    this.devices.setStatus(deviceId, parsed.value);
-    for (const [g, seq] of Object.entries(parsed.value.galleries)) this.devices.setSeq(deviceId, g, seq);
+    if (!(await this.devices.get(deviceId))) return;
+    await this.devices.setStatus(deviceId, parsed.value);
   }
 }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, sta
 import { basename, join } from 'node:path';
 import { ConfigError, ConflictError, DecodeError, keyIdOf, modelManifest, NotFoundError, signModel, type ModelRef } from '@facefleet/protocol';
 import { loadManifest, makeSelfTest, modelsDir, type ModelEntry } from '@facefleet/vision';
-import type { ModelRow, ModelsRepository } from './store/models.repository.js';
+import type { ModelRow, ModelsRepo } from './store/ports.js';
 
 /** The hub's Ed25519 signing key (PKCS#8 PEM in the data dir, made on first start, readable by the owner only). */
 export function loadSigningKey(dataDir: string): KeyObject {
@@ -35,7 +35,7 @@ export class ModelsService {
   readonly publicKey: KeyObject;
 
   constructor(
-    private readonly repo: ModelsRepository,
+    private readonly repo: ModelsRepo,
     private readonly signingKey: KeyObject,
     private readonly dataDir: string,
     private readonly publicUrl: () => string,
@@ -53,23 +53,23 @@ export class ModelsService {
   }
 
   /** List the manifest's models whose files are here (signed when first used). */
-  registerBuiltins(): void {
+  async registerBuiltins(): Promise<void> {
     const dir = modelsDir();
     for (const e of loadManifest().models) {
       const path = join(dir, e.file);
-      if (this.repo.get(e.id) || !existsSync(path)) continue;
+      if ((await this.repo.get(e.id)) || !existsSync(path)) continue;
       const manifest = modelManifest.safeParse({ ...e, notes: e.notes?.slice(0, 2000) });
       if (!manifest.success) continue;
-      this.repo.insert({ id: e.id, kind: e.kind, sha256: e.sha256, bytes: e.bytes, manifest: manifest.data, selfTest: null, keyId: null, signature: null, source: 'manifest', path });
+      await this.repo.insert({ id: e.id, kind: e.kind, sha256: e.sha256, bytes: e.bytes, manifest: manifest.data, selfTest: null, keyId: null, signature: null, source: 'manifest', path });
     }
   }
 
-  list(): ModelRow[] {
+  list(): Promise<ModelRow[]> {
     return this.repo.list();
   }
 
-  get(id: string): ModelRow {
-    const m = this.repo.get(id);
+  async get(id: string): Promise<ModelRow> {
+    const m = await this.repo.get(id);
     if (!m) throw new NotFoundError(`no model with id ${id}`);
     return m;
   }
@@ -89,7 +89,7 @@ export class ModelsService {
       throw new DecodeError(`manifest.${issue.path.join('.') || '(root)'}: ${issue.message}`);
     }
     const manifest = parsed.data;
-    if (this.repo.get(manifest.id)) throw new ConflictError(`a model with id ${manifest.id} is registered already`);
+    if (await this.repo.get(manifest.id)) throw new ConflictError(`a model with id ${manifest.id} is registered already`);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const dir = join(this.dataDir, 'models');
     mkdirSync(dir, { recursive: true });
@@ -106,19 +106,20 @@ export class ModelsService {
     renameSync(tmp, path);
     const signed = { id: manifest.id, kind: manifest.kind, sha256, bytes: bytes.length, manifest, selfTest };
     const { keyId, signature } = signModel(signed, this.signingKey);
-    const row = this.repo.insert({ ...signed, keyId, signature, source: 'upload', path });
+    if (!(await this.repo.insert({ ...signed, keyId, signature, source: 'upload', path }))) throw new ConflictError(`a model with id ${manifest.id} is registered already`);
+    const row = await this.get(manifest.id);
     this.log(`models: registered ${row.id} (${row.kind}, ${row.bytes} bytes, sha256 ${row.sha256.slice(0, 12)}…)`);
     return row;
   }
 
   /** The model, self-tested and signed (done once, on first use, for the manifest's models). */
   async signed(id: string): Promise<ModelRow> {
-    const m = this.get(id);
+    const m = await this.get(id);
     if (m.selfTest && m.signature && m.keyId) return m;
     if (!existsSync(m.path) || statSync(m.path).size !== m.bytes) throw new ConflictError(`model ${id}: its file ${m.path} is missing or has the wrong size`);
     const selfTest = await makeSelfTest(m.path, { input: m.manifest.input });
     const { keyId, signature } = signModel({ id: m.id, kind: m.kind, sha256: m.sha256, bytes: m.bytes, manifest: m.manifest, selfTest }, this.signingKey);
-    this.repo.setSigned(id, selfTest, keyId, signature);
+    await this.repo.setSigned(id, selfTest, keyId, signature);
     return this.get(id);
   }
 

@@ -9,9 +9,9 @@ import { findModel, modelFile } from '@facefleet/vision';
 import { loadHubConfig } from './config.js';
 import { Hub } from './hub.js';
 
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const t0 = Date.now();
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -60,10 +60,10 @@ describe('model registry and rollouts (real hub, embedded broker, real HTTP, sim
     // HTTP (downloads with Range, device auth) is tested against the hub as a process: test/models.e2e.spec.ts.
     close = () => hub.close();
     for (let i = 0; i < 3; i++) {
-      const { device, secret } = hub.devices.create(`fake-${i}`);
+      const { device, secret } = await hub.devices.create(`fake-${i}`);
       const client = await mqtt.connectAsync(hub.broker.url, { clientId: device.id, username: device.id, password: secret, reconnectPeriod: 0 });
       await client.subscribeAsync(topics.config(device.id), { qos: 1 });
-      hub.devices.setOnline(device.id, true);
+      await hub.devices.setOnline(device.id, true);
       devices.push(new FakeDevice(device.id, client, () => (failing.has(device.id) ? 'self-test output differs' : undefined)));
     }
   }, 60_000);
@@ -75,7 +75,7 @@ describe('model registry and rollouts (real hub, embedded broker, real HTTP, sim
   });
 
   it('lists the manifest models it has files for, and signs them on first use', async () => {
-    const ids = hub.registry.list().map((m) => m.id);
+    const ids = (await hub.registry.list()).map((m) => m.id);
     expect(ids).toEqual(expect.arrayContaining(['scrfd-500m', 'scrfd-2.5g', 'w600k-mbf-fp32']));
     const ref = await hub.registry.ref('scrfd-2.5g');
     expect(verifyModelSignature(ref, [createPublicKey(hub.registry.publicKeyPem)])).toEqual({ ok: true });
@@ -85,35 +85,35 @@ describe('model registry and rollouts (real hub, embedded broker, real HTTP, sim
 
   it('rolls a detector out in two waves to every device, then rolls it back', async () => {
     const r = await hub.rollouts.create({ modelId: 'scrfd-2.5g', target: 'all', waves: [34, 100] });
-    const first = hub.rollouts.view(r.id);
+    const first = await hub.rollouts.view(r.id);
     expect(first.wavesStatus.map((w) => w.devices)).toEqual([1, 2]);
-    await until(() => hub.rollouts.view(r.id).state === 'completed', 10_000, 'the rollout to complete');
-    const done = hub.rollouts.view(r.id);
+    await until(async () => (await hub.rollouts.view(r.id)).state === 'completed', 10_000, 'the rollout to complete');
+    const done = await hub.rollouts.view(r.id);
     expect(done.devices.map((d) => d.state)).toEqual(['active', 'active', 'active']);
     expect(devices.map((d) => d.detector)).toEqual(['scrfd-2.5g', 'scrfd-2.5g', 'scrfd-2.5g']);
     await hub.rollouts.rollback(r.id);
     await until(() => devices.every((d) => d.detector === 'scrfd-500m'), 10_000, 'every device back on its previous detector');
-    expect(hub.rollouts.view(r.id).state).toBe('rolledBack');
+    expect((await hub.rollouts.view(r.id)).state).toBe('rolledBack');
   });
 
   it('halts when a wave fails over the gate, moves the failed device back, and leaves the next wave untouched', async () => {
     failing.add(devices[1]!.id);
     const r = await hub.rollouts.create({ modelId: 'yunet-s-dynamic', target: 'all', waves: [67, 100], gates: { maxFailureRate: 0 } });
-    await until(() => hub.rollouts.view(r.id).state === 'halted', 10_000, 'the rollout to halt');
-    const v = hub.rollouts.view(r.id);
+    await until(async () => (await hub.rollouts.view(r.id)).state === 'halted', 10_000, 'the rollout to halt');
+    const v = await hub.rollouts.view(r.id);
     expect(v.reason).toMatch(/wave 1: 1 of 2 devices failed .*self-test output differs/);
     expect(v.devices.map((d) => d.state)).toEqual(['active', 'failed', 'pending']);
-    expect(hub.models.assigned(devices[1]!.id).detector).toBeUndefined(); // back on its previous (its own default)
+    expect((await hub.models.assigned(devices[1]!.id)).detector).toBeUndefined(); // back on its previous (its own default)
     expect(devices[2]!.detector).toBe('scrfd-500m');
     await expect(hub.rollouts.create({ modelId: 'scrfd-2.5g', target: 'all' })).rejects.toThrow(/still open/);
     await hub.rollouts.abort(r.id);
-    expect(hub.rollouts.view(r.id).devices.map((d) => d.state)).toEqual(['active', 'failed', 'cancelled']);
+    expect((await hub.rollouts.view(r.id)).devices.map((d) => d.state)).toEqual(['active', 'failed', 'cancelled']);
     failing.clear();
   });
 
   it('refuses an embedder rollout without kept face crops, saying what to do', async () => {
-    const s = hub.subjects.create({ name: 'someone' });
-    hub.subjects.addTemplate({ subjectId: s.id, modelId: 'w600k-mbf-fp32', vector: new Float32Array(512).fill(0.04), quality: 1, sourceSha256: 'abc' });
+    const s = await hub.subjects.create({ name: 'someone' });
+    await hub.subjects.addTemplate({ subjectId: s.id, modelId: 'w600k-mbf-fp32', vector: new Float32Array(512).fill(0.04), quality: 1, sourceSha256: 'abc' });
     await expect(hub.rollouts.create({ modelId: 'mobilefacenet-128d-a', target: 'all' })).rejects.toThrow(/1 of 1 templates have no kept face crop.*keepFaceCrops is off.*re-enrolled/);
   });
 });

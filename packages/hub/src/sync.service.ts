@@ -8,9 +8,7 @@ import {
   type SyncChangesMessage,
 } from '@facefleet/protocol';
 import type { BrokerPort } from './mqtt/broker.js';
-import type { DevicesRepository } from './store/devices.repository.js';
-import type { GalleriesRepository } from './store/galleries.repository.js';
-import type { SubjectsRepository } from './store/subjects.repository.js';
+import type { DevicesRepo, GalleriesRepo, SubjectsRepo } from './store/ports.js';
 
 /** More changes than this behind the head, and a device gets a snapshot instead of the log. */
 const SNAPSHOT_AFTER = 1000;
@@ -42,9 +40,9 @@ export class SyncService {
 
   constructor(
     private readonly broker: BrokerPort,
-    private readonly galleries: GalleriesRepository,
-    private readonly subjects: SubjectsRepository,
-    private readonly devices: DevicesRepository,
+    private readonly galleries: GalleriesRepo,
+    private readonly subjects: SubjectsRepo,
+    private readonly devices: DevicesRepo,
     private readonly log: (msg: string) => void,
     private readonly partBytes = DEFAULT_PART_BYTES,
     /** What else a device's retained config carries (its models, the signing key). */
@@ -53,20 +51,31 @@ export class SyncService {
 
   /** Record a change of a subject in each of `galleryIds` and announce the new heads. */
   async changed(subjectId: string, op: 'upsert' | 'delete', galleryIds: readonly string[]): Promise<void> {
-    for (const g of galleryIds) {
-      const seq = this.galleries.append(g, op, subjectId);
-      await this.broker.publish(topics.galleryHead(g), JSON.stringify({ galleryId: g, seq }), { retain: true });
-    }
+    await this.announce(await this.galleries.append(galleryIds, op, subjectId));
+  }
+
+  /** Publish new heads (retained) so devices ask for what changed. */
+  async announce(heads: readonly { galleryId: string; seq: number }[]): Promise<void> {
+    for (const { galleryId, seq } of heads) await this.publishHead(galleryId, seq);
+  }
+
+  /**
+   * A head only moves forward on the broker: with several hub replicas, two may publish heads of
+   * one gallery out of order, so the head published is the store's current one, never older.
+   */
+  private async publishHead(galleryId: string, seq: number): Promise<void> {
+    const head = Math.max(seq, await this.galleries.head(galleryId));
+    await this.broker.publish(topics.galleryHead(galleryId), JSON.stringify({ galleryId, seq: head }), { retain: true });
   }
 
   /** Retained state is rebuilt from the store at start: heads of every gallery, every device's config. */
   async publishAll(): Promise<void> {
-    for (const g of this.galleries.list()) await this.broker.publish(topics.galleryHead(g.id), JSON.stringify({ galleryId: g.id, seq: g.headSeq }), { retain: true });
-    for (const d of this.devices.list()) if (d.revokedAt === null) await this.publishConfig(d.id);
+    for (const g of await this.galleries.list()) await this.publishHead(g.id, g.headSeq);
+    for (const d of await this.devices.list()) if (d.revokedAt === null) await this.publishConfig(d.id);
   }
 
   async publishConfig(deviceId: string): Promise<void> {
-    const msg = deviceConfigMessage.parse({ galleries: this.devices.galleries(deviceId), ...(await this.configExtras(deviceId)) });
+    const msg = deviceConfigMessage.parse({ galleries: await this.devices.galleries(deviceId), ...(await this.configExtras(deviceId)) });
     await this.broker.publish(topics.config(deviceId), JSON.stringify(msg), { retain: true });
   }
 
@@ -76,7 +85,7 @@ export class SyncService {
       this.log(`sync: dropped a malformed request from ${deviceId}: ${parsed.reason}`);
       return;
     }
-    for (const g of this.devices.galleries(deviceId)) {
+    for (const g of await this.devices.galleries(deviceId)) {
       const answer = await this.answer(g, parsed.value.galleries[g] ?? 0, parsed.value.resume?.[g]);
       await this.broker.publish(topics.syncChanges(deviceId), answer, { qos: 1 });
     }
@@ -84,7 +93,7 @@ export class SyncService {
 
   /** The message for a device of gallery `galleryId` at `seq` (or resuming a snapshot). */
   async answer(galleryId: string, seq: number, resume?: { toSeq: number; part: number }): Promise<Buffer> {
-    const head = this.galleries.head(galleryId);
+    const head = await this.galleries.head(galleryId);
     if (resume !== undefined) {
       const key = `${galleryId}\u0000${resume.toSeq}`;
       const snap = this.snapshots.has(key) || resume.toSeq === head ? await this.snapshot(galleryId, resume.toSeq) : undefined;
@@ -95,7 +104,7 @@ export class SyncService {
     const key = `${galleryId}\u0000${seq}\u0000${head}`;
     let delta = this.deltas.get(key);
     if (delta === undefined) {
-      delta = Buffer.from(JSON.stringify(this.changesFor(galleryId, seq)));
+      delta = Buffer.from(JSON.stringify(await this.changesFor(galleryId, seq)));
       if (this.deltas.size >= 8) this.deltas.delete(this.deltas.keys().next().value!);
       this.deltas.set(key, delta);
     }
@@ -103,18 +112,18 @@ export class SyncService {
   }
 
   /** What changed in a gallery since `seq`, resolved to current state (a whole snapshot when far behind). */
-  changesFor(galleryId: string, seq: number): SyncChangesMessage {
-    const head = this.galleries.head(galleryId);
+  async changesFor(galleryId: string, seq: number): Promise<SyncChangesMessage> {
+    const head = await this.galleries.head(galleryId);
     if (seq === head) return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes: [] };
     if (seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER) {
-      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: this.upserts(this.galleries.members(galleryId)) };
+      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
     }
-    const entries = this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
+    const entries = await this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
     const touched = [...new Set(entries.map((e) => e.subjectId))];
-    const members = new Set(this.galleries.members(galleryId));
-    const present = new Set(this.subjects.names(touched.filter((id) => members.has(id))).keys());
+    const members = new Set(await this.galleries.members(galleryId));
+    const present = new Set((await this.subjects.names(touched.filter((id) => members.has(id)))).keys());
     const deleted = touched.filter((id) => !present.has(id));
-    const changes: GalleryChange[] = [...this.upserts([...present]), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
+    const changes: GalleryChange[] = [...(await this.upserts([...present])), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
     return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes };
   }
 
@@ -156,13 +165,13 @@ export class SyncService {
    */
   private async buildSnapshot(galleryId: string, toSeq: number): Promise<Snapshot> {
     const started = performance.now();
-    const members = this.galleries.members(galleryId);
+    const members = await this.galleries.members(galleryId);
     const parts: GalleryChange[][] = [];
     let current: GalleryChange[] = [];
     let bytes = 0;
     let templates = 0;
     for (let i = 0; i < members.length; i += 500) {
-      for (const change of this.upserts(members.slice(i, i + 500))) {
+      for (const change of await this.upserts(members.slice(i, i + 500))) {
         if (change.op !== 'upsert') continue;
         const size = 120 + change.name.length + change.templates.reduce((n, t) => n + t.vector.length + t.id.length + t.modelId.length + 40, 0);
         if (current.length > 0 && bytes + size > this.partBytes) {
@@ -185,10 +194,10 @@ export class SyncService {
     return { toSeq, parts: out, templates };
   }
 
-  private upserts(subjectIds: readonly string[]): GalleryChange[] {
-    const names = this.subjects.names(subjectIds);
+  private async upserts(subjectIds: readonly string[]): Promise<GalleryChange[]> {
+    const [names, templates] = await Promise.all([this.subjects.names(subjectIds), this.subjects.templates(subjectIds)]);
     const bySubject = new Map<string, { id: string; modelId: string; vector: string }[]>();
-    for (const t of this.subjects.templates(subjectIds)) {
+    for (const t of templates) {
       const list = bySubject.get(t.subjectId) ?? [];
       list.push({ id: t.id, modelId: t.modelId, vector: encodeVector(t.vector) });
       bySubject.set(t.subjectId, list);

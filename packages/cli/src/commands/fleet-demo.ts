@@ -22,7 +22,7 @@ export async function fleetDemo(data: string, out: string, io: Io, keepRunning: 
   let agent: Controller | undefined;
   try {
     const base = `http://${hub.config.host}:${port}`;
-    const key = hub.keys.create('admin').key;
+    const key = (await hub.keys.create('admin')).key;
     const call = async (method: string, path: string, body?: unknown, form?: FormData): Promise<unknown> => {
       const res = await fetch(`${base}${path}`, {
         method,

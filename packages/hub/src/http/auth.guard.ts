@@ -21,21 +21,21 @@ export class ApiKeyGuard implements CanActivate {
     @Inject(Reflector) private readonly reflector: Reflector,
   ) {}
 
-  canActivate(ctx: ExecutionContext): boolean {
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const declared = this.reflector.getAllAndOverride<Role | 'public' | 'device' | undefined>(ROLES_KEY, [ctx.getHandler(), ctx.getClass()]);
     if (declared === 'public') return true;
     const req = ctx.switchToHttp().getRequest<Request>();
     const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (declared === 'device' && basic !== undefined) {
       const [id, ...rest] = Buffer.from(basic, 'base64').toString('utf8').split(':');
-      if (id && this.hub.devices.verify(id, rest.join(':'))) return true;
+      if (id && (await this.hub.devices.verify(id, rest.join(':')))) return true;
       throw new UnauthorizedException('unknown or revoked device credentials');
     }
     const header = req.headers['x-api-key'];
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const key = (Array.isArray(header) ? header[0] : header) ?? bearer;
     if (!key) throw new UnauthorizedException('an API key is required (x-api-key or Authorization: Bearer)');
-    const found = this.hub.keys.find(key);
+    const found = await this.hub.keys.find(key);
     if (!found) throw new UnauthorizedException('unknown or revoked API key');
     const needed: Role = declared === 'device' ? 'viewer' : (declared ?? (req.method === 'GET' || req.method === 'HEAD' ? 'viewer' : 'operator'));
     if (RANK[found.role] < RANK[needed]) throw new ForbiddenException(`this needs the ${needed} role; the key is ${found.role}`);

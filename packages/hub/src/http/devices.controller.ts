@@ -21,15 +21,17 @@ export class DevicesController {
   @ApiBody({ schema: jsonSchema(createDevice) })
   async create(@Body() body: unknown) {
     const b = validate(createDevice, body);
-    const { device, secret } = this.hub.devices.create(b.name);
+    const { device, secret } = await this.hub.devices.create(b.name);
     if (b.galleries) await this.hub.assignGalleries(device.id, b.galleries);
     else await this.hub.sync.publishConfig(device.id);
-    return { ...this.hub.deviceStatus(device.id), secret, mqtt: { url: this.hub.broker.url, username: device.id } };
+    return { ...(await this.hub.deviceStatus(device.id)), secret, mqtt: { url: this.hub.broker.url, username: device.id } };
   }
 
   @Get()
-  list() {
-    return { items: this.hub.devices.list().map((d) => this.hub.deviceStatus(d.id)) };
+  async list() {
+    const items = [];
+    for (const d of await this.hub.devices.list()) items.push(await this.hub.deviceStatus(d.id));
+    return { items };
   }
 
   @Get(':id')
@@ -42,8 +44,8 @@ export class DevicesController {
   @ApiBody({ schema: jsonSchema(updateDevice) })
   async update(@Param('id') id: string, @Body() body: unknown) {
     const b = validate(updateDevice, body);
-    this.hub.deviceStatus(id);
-    if (b.name !== undefined) this.hub.devices.rename(id, b.name);
+    await this.hub.deviceStatus(id);
+    if (b.name !== undefined) await this.hub.devices.rename(id, b.name);
     if (b.galleries !== undefined) await this.hub.assignGalleries(id, b.galleries);
     return this.hub.deviceStatus(id);
   }
@@ -51,15 +53,15 @@ export class DevicesController {
   @Post(':id/revoke')
   @MinRole('admin')
   @ApiOperation({ summary: 'Revoke a device: its credentials stop working at once and its connection is cut' })
-  revoke(@Param('id') id: string) {
-    this.hub.revokeDevice(id);
+  async revoke(@Param('id') id: string) {
+    await this.hub.revokeDevice(id);
     return this.hub.deviceStatus(id);
   }
 
   @Delete(':id')
   @MinRole('admin')
   @HttpCode(204)
-  revokeByDelete(@Param('id') id: string): void {
-    this.hub.revokeDevice(id);
+  async revokeByDelete(@Param('id') id: string): Promise<void> {
+    await this.hub.revokeDevice(id);
   }
 }

@@ -26,10 +26,10 @@ export class EventsController {
 
   @Get('events')
   @ApiOperation({ summary: 'Events, newest first; filter by subject (id or name), device, type, time range; paginated by cursor' })
-  list(@Query() raw: unknown) {
+  async list(@Query() raw: unknown) {
     const q = validate(query, raw, 'query');
     const after = q.cursor !== undefined ? cursorCodec.decode(q.cursor) : undefined;
-    const rows = this.hub.events.list(filter(q), q.limit + 1, after ? { at: after[0]!, id: after[1]! } : undefined);
+    const rows = await this.hub.events.list(filter(q), q.limit + 1, after ? { at: after[0]!, id: after[1]! } : undefined);
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
     return { items: page.map(item), next: rows.length > q.limit && last ? cursorCodec.encode([last.at, last.id]) : null };
@@ -38,11 +38,12 @@ export class EventsController {
   @Get('events.csv')
   @Header('content-type', 'text/csv; charset=utf-8')
   @ApiOperation({ summary: 'The same events as CSV (up to 100,000 rows)' })
-  csv(@Query() raw: unknown): string {
+  async csv(@Query() raw: unknown): Promise<string> {
     const q = validate(query.omit({ limit: true, cursor: true }), raw, 'query');
-    const rows = this.hub.events.list(filter(q), 100_000);
+    const rows = await this.hub.events.list(filter(q), 100_000);
     const cell = (v: string | number | null): string => {
-      const s = v === null ? '' : String(v);
+      // A text cell starting with = + - @ is a formula to spreadsheets: quote it as text.
+      const s = v === null ? '' : typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : String(v);
       return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
     };
     return ['id,deviceId,type,subject,subjectId,similarity,at', ...rows.map((e) => [e.id, e.deviceId, e.type, e.subject, e.subjectId, e.similarity, e.at].map(cell).join(','))].join('\n') + '\n';

@@ -16,28 +16,28 @@ export class GalleriesController {
 
   @Post()
   @ApiBody({ schema: jsonSchema(createGallery) })
-  create(@Body() body: unknown) {
+  async create(@Body() body: unknown) {
     const { name } = validate(createGallery, body);
-    if (this.hub.galleries.list().some((g) => g.name === name)) throw new ConflictError(`a gallery named "${name}" exists`);
+    if ((await this.hub.galleries.list()).some((g) => g.name === name)) throw new ConflictError(`a gallery named "${name}" exists`);
     return this.hub.galleries.create(name);
   }
 
   @Get()
-  list() {
-    return { items: this.hub.galleries.list() };
+  async list() {
+    return { items: await this.hub.galleries.list() };
   }
 
   @Get(':id')
-  get(@Param('id') id: string) {
-    const g = this.hub.galleries.get(id);
+  async get(@Param('id') id: string) {
+    const g = await this.hub.galleries.get(id);
     if (!g) throw new NotFoundError(`no gallery with id ${id}`);
-    return { ...g, subjects: this.hub.galleries.members(id) };
+    return { ...g, subjects: await this.hub.galleries.members(id) };
   }
 
   @Put(':id/subjects/:subjectId')
   async add(@Param('id') id: string, @Param('subjectId') subjectId: string) {
     await this.hub.addToGallery(id, subjectId);
-    return { galleryId: id, subjectId, headSeq: this.hub.galleries.head(id) };
+    return { galleryId: id, subjectId, headSeq: await this.hub.galleries.head(id) };
   }
 
   @Delete(':id/subjects/:subjectId')

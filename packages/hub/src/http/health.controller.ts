@@ -11,7 +11,7 @@ export class HealthController {
 
   @Get('healthz')
   @Public()
-  health() {
-    return { status: 'ok', mqtt: this.hub.broker.url, ...this.hub.subjects.count(), events: this.hub.events.count(), ingest: { ingested: this.hub.ingest.ingested, duplicates: this.hub.ingest.duplicates, dropped: this.hub.ingest.dropped } };
+  async health() {
+    return { status: 'ok', replica: this.hub.replicaId, leader: this.hub.leader, store: this.hub.store.engine, mqtt: this.hub.broker.url, ...(await this.hub.subjects.count()), events: await this.hub.events.count(), ingest: { ingested: this.hub.ingest.ingested, duplicates: this.hub.ingest.duplicates, dropped: this.hub.ingest.dropped } };
   }
 }

@@ -32,8 +32,8 @@ export class ModelsController {
 
   @Get()
   @ApiOperation({ summary: 'Every registered model (the project manifest\'s models the hub has files for, and uploads)' })
-  list() {
-    return { items: this.hub.registry.list().map((m) => this.hub.registry.view(m)) };
+  async list() {
+    return { items: (await this.hub.registry.list()).map((m) => this.hub.registry.view(m)) };
   }
 
   @Get('signing-key')
@@ -43,15 +43,15 @@ export class ModelsController {
   }
 
   @Get(':id')
-  get(@Param('id') id: string) {
-    return this.hub.registry.view(this.hub.registry.get(id));
+  async get(@Param('id') id: string) {
+    return this.hub.registry.view(await this.hub.registry.get(id));
   }
 
   @Get(':id/file')
   @DeviceOrViewer()
   @ApiOperation({ summary: 'Download the model file (devices: Basic auth with their id and secret); resumable with Range: bytes=<from>-' })
-  file(@Param('id') id: string, @Headers('range') range: string | undefined, @Res() res: Response): void {
-    const m = this.hub.registry.get(id);
+  async file(@Param('id') id: string, @Headers('range') range: string | undefined, @Res() res: Response): Promise<void> {
+    const m = await this.hub.registry.get(id);
     let size: number;
     try {
       size = statSync(m.path).size;

@@ -37,8 +37,8 @@ export class RolloutsController {
   }
 
   @Get()
-  list() {
-    return { items: this.hub.rolloutsRepo.list() };
+  async list() {
+    return { items: await this.hub.rolloutsRepo.list() };
   }
 
   @Get(':id')

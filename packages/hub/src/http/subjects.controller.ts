@@ -31,10 +31,10 @@ export class SubjectsController {
 
   @Get()
   @ApiOperation({ summary: 'List subjects by name (search, limit, cursor)' })
-  list(@Query() query: unknown) {
+  async list(@Query() query: unknown) {
     const q = validate(listQuery, query, 'query');
     const after = q.cursor !== undefined ? cursorCodec.decode(q.cursor) : undefined;
-    const items = this.hub.subjects.list({ ...(q.search !== undefined ? { search: q.search } : {}), limit: q.limit + 1, ...(after ? { after: { name: after[0]!, id: after[1]! } } : {}) });
+    const items = await this.hub.subjects.list({ ...(q.search !== undefined ? { search: q.search } : {}), limit: q.limit + 1, ...(after ? { after: { name: after[0]!, id: after[1]! } } : {}) });
     const page = items.slice(0, q.limit);
     const last = page.at(-1);
     return { items: page, next: items.length > q.limit && last ? cursorCodec.encode([last.name, last.id]) : null };
@@ -49,9 +49,9 @@ export class SubjectsController {
   @ApiBody({ schema: jsonSchema(updateSubject) })
   async update(@Param('id') id: string, @Body() body: unknown) {
     const patch = validate(updateSubject, body);
-    this.hub.subject(id);
-    const s = this.hub.subjects.update(id, patch);
-    if (patch.name !== undefined) await this.hub.sync.changed(id, 'upsert', this.hub.galleries.galleriesOf(id));
+    await this.hub.subject(id);
+    const s = await this.hub.subjects.update(id, patch);
+    if (patch.name !== undefined) await this.hub.sync.changed(id, 'upsert', await this.hub.galleries.galleriesOf(id));
     return s;
   }
 

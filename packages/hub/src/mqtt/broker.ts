@@ -19,8 +19,8 @@ export interface BrokerPort {
 
 /** Device access rules, enforced by the embedded broker; an external broker needs the same ACL (README). */
 export interface DeviceAccess {
-  verify(deviceId: string, secret: string): boolean;
-  galleries(deviceId: string): string[];
+  verify(deviceId: string, secret: string): Promise<boolean>;
+  galleries(deviceId: string): Promise<string[]>;
 }
 
 const DEVICE_PUBLISH = new Set(['state', 'events', 'status', 'sync/request', 'models']);
@@ -68,12 +68,20 @@ export class EmbeddedBroker implements BrokerPort {
     }
     const aedes = await Aedes.createBroker({
       authenticate: (client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean) => void) => {
-        const ok = username !== undefined && username === client.id && password !== undefined && access.verify(username, password.toString('utf8'));
-        if (ok) return done(null, true);
-        const err = new Error('bad username or password') as AuthenticateError;
-        err.returnCode = 4;
-        log(`mqtt: refused ${client.id}`);
-        done(err, false);
+        const refuse = (): void => {
+          const err = new Error('bad username or password') as AuthenticateError;
+          err.returnCode = 4;
+          log(`mqtt: refused ${client.id}`);
+          done(err, false);
+        };
+        if (username === undefined || username !== client.id || password === undefined) return refuse();
+        access.verify(username, password.toString('utf8')).then(
+          (ok) => (ok ? done(null, true) : refuse()),
+          (err: Error) => {
+            log(`mqtt: cannot check ${client.id}'s credentials: ${err.message}`);
+            refuse();
+          },
+        );
       },
       authorizePublish: (client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void) => {
         if (client === null) return done(null); // the hub itself
@@ -83,9 +91,11 @@ export class EmbeddedBroker implements BrokerPort {
       },
       authorizeSubscribe: (client: Client | null, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void) => {
         if (client === null) return done(null, sub);
-        if (deviceSubscribeAllowed(client.id, sub.topic, access.galleries(client.id))) return done(null, sub);
-        log(`mqtt: ${client.id} may not subscribe to ${sub.topic}`);
-        done(null, null); // SUBACK failure, connection kept
+        const deny = (): void => {
+          log(`mqtt: ${client.id} may not subscribe to ${sub.topic}`);
+          done(null, null); // SUBACK failure, connection kept
+        };
+        access.galleries(client.id).then((galleries) => (deviceSubscribeAllowed(client.id, sub.topic, galleries) ? done(null, sub) : deny()), deny);
       },
     });
     const sockets = new Set<Socket>();
@@ -160,16 +170,28 @@ export class ExternalBroker implements BrokerPort {
   private constructor(
     private readonly client: MqttClient,
     readonly url: string,
+    private readonly shareGroup?: string,
   ) {
     client.on('message', (topic, payload) => {
       for (const h of this.handlers) if (matches(h.pattern, topic)) h.handler(topic, payload);
     });
   }
 
-  static async connect(url: string, opts: { username?: string; password?: string; clientId: string }): Promise<ExternalBroker> {
+  /**
+   * `shareGroup`: device topics are subscribed as MQTT v5 shared subscriptions
+   * (`$share/<group>/...`), so with several hub replicas each device message reaches one of them.
+   */
+  static async connect(url: string, opts: { username?: string; password?: string; clientId: string; shareGroup?: string | undefined }): Promise<ExternalBroker> {
     try {
-      const client = await mqtt.connectAsync(url, { clientId: opts.clientId, clean: true, reconnectPeriod: 1000, ...(opts.username ? { username: opts.username } : {}), ...(opts.password ? { password: opts.password } : {}) });
-      return new ExternalBroker(client, url);
+      const client = await mqtt.connectAsync(url, {
+        clientId: opts.clientId,
+        protocolVersion: 5,
+        clean: true,
+        reconnectPeriod: 1000,
+        ...(opts.username ? { username: opts.username } : {}),
+        ...(opts.password ? { password: opts.password } : {}),
+      });
+      return new ExternalBroker(client, url, opts.shareGroup);
     } catch (err) {
       throw new ConfigError(`cannot connect to MQTT broker ${url}: ${(err as Error).message}`);
     }
@@ -181,7 +203,9 @@ export class ExternalBroker implements BrokerPort {
 
   async subscribe(pattern: string, handler: Handler): Promise<void> {
     this.handlers.push({ pattern, handler });
-    await this.client.subscribeAsync(pattern, { qos: 1 });
+    const granted = await this.client.subscribeAsync(this.shareGroup ? `$share/${this.shareGroup}/${pattern}` : pattern, { qos: 1 });
+    const refused = granted.find((g) => g.qos > 2);
+    if (refused) throw new ConfigError(`MQTT broker ${this.url} refused the hub's subscription to ${refused.topic} (reason ${refused.qos}): check the hub user's ACL`);
   }
 
   disconnect(): void {

@@ -1,36 +1,15 @@
 import type { EventMessage } from '@facefleet/protocol';
-import type { HubDb } from './hub-db.js';
+import { isoUtc, type HubDb } from './hub-db.js';
+import type { EventFilter, EventRow, EventsRepo } from './ports.js';
 
-export interface EventRow {
-  id: string;
-  deviceId: string;
-  type: 'recognition' | 'unknown';
-  subject: string | null;
-  subjectId: string | null;
-  similarity: number;
-  at: string;
-  receivedAt: string;
-}
-
-export interface EventFilter {
-  device?: string;
-  subject?: string;
-  type?: string;
-  from?: string;
-  to?: string;
-}
+export type { EventFilter, EventRow } from './ports.js';
 
 /** Events, stored once per id (agents resend until acknowledged). */
-export class EventsRepository {
+export class SqliteEvents implements EventsRepo {
   constructor(private readonly db: HubDb) {}
 
-  /** True when stored now, false when this id was already stored. */
-  insert(e: EventMessage): boolean {
-    return this.insertMany([e])[0]!;
-  }
-
-  /** Store a batch in one transaction (one WAL commit); per event: stored now, or already there. */
-  insertMany(events: readonly EventMessage[]): boolean[] {
+  /** One transaction (one WAL commit) per batch. */
+  async insertMany(events: readonly EventMessage[]): Promise<boolean[]> {
     const stmt = this.db.prepare(
       'INSERT OR IGNORE INTO events (id, device_id, type, subject_id, subject, similarity, at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -40,8 +19,7 @@ export class EventsRepository {
     )();
   }
 
-  /** Newest first; `after` is the (at, id) of the last row of the previous page. */
-  list(f: EventFilter, limit: number, after?: { at: string; id: string }): EventRow[] {
+  async list(f: EventFilter, limit: number, after?: { at: string; id: string }): Promise<EventRow[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     const add = (clause: string, ...values: unknown[]): void => {
@@ -51,19 +29,19 @@ export class EventsRepository {
     if (f.device) add('device_id = ?', f.device);
     if (f.subject) add('(subject_id = ? OR subject = ?)', f.subject, f.subject);
     if (f.type) add('type = ?', f.type);
-    if (f.from) add('at >= ?', f.from);
-    if (f.to) add('at < ?', f.to);
-    if (after) add('(at < ? OR (at = ? AND id < ?))', after.at, after.at, after.id);
+    if (f.from) add('at >= ?', isoUtc(f.from));
+    if (f.to) add('at < ?', isoUtc(f.to));
+    if (after) add('(at < ? OR (at = ? AND id < ?))', isoUtc(after.at), isoUtc(after.at), after.id);
     const sql = `SELECT id, device_id AS deviceId, type, subject, subject_id AS subjectId, similarity, at, received_at AS receivedAt FROM events
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`;
     return this.db.prepare(sql).all(...args, limit) as EventRow[];
   }
 
-  count(): number {
+  async count(): Promise<number> {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
   }
 
-  purgeOlderThan(cutoff: string): number {
-    return this.db.prepare('DELETE FROM events WHERE at < ?').run(cutoff).changes;
+  async purgeOlderThan(cutoff: string): Promise<number> {
+    return this.db.prepare('DELETE FROM events WHERE at < ?').run(isoUtc(cutoff)).changes;
   }
 }

@@ -44,9 +44,20 @@ const MIGRATIONS: string[] = [
      subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE, source_sha256 TEXT NOT NULL,
      width INTEGER NOT NULL, height INTEGER NOT NULL, iv BLOB NOT NULL, tag BLOB NOT NULL, data BLOB NOT NULL, created_at TEXT NOT NULL,
      PRIMARY KEY (subject_id, source_sha256));`,
+  // Scale-out: device secrets in Mosquitto's form for an external broker; leases for once-only work.
+  `ALTER TABLE devices ADD COLUMN broker_hash TEXT;
+   CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL);`,
 ];
 
 export type HubDb = Database.Database;
+
+/**
+ * Times are stored as UTC ISO 8601 text (`…Z`), so text order is time order: a time given with an
+ * offset (`+02:00`) is normalised before it is stored or compared.
+ */
+export function isoUtc<T extends string | null | undefined>(t: T): T {
+  return (typeof t === 'string' ? new Date(t).toISOString() : t) as T;
+}
 
 export function openHubDb(path: string): HubDb {
   let db: HubDb;
