@@ -6,7 +6,10 @@ const conditions = ['source', 'node', 'import', 'module', 'default'];
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: ['source'] } },
+  // Server-side conditions reach Node as --conditions for external packages too: with `import`
+  // among them, a CommonJS package's require() of a dual package gets its ES module build (pg
+  // requiring pg-pool then fails), so only `source` is added to Node's own defaults.
+  ssr: { resolve: { conditions: ['source', 'node', 'default'], externalConditions: ['source'] } },
   test: {
     include: ['packages/*/src/**/*.spec.ts', 'test/**/*.spec.ts'],
     testTimeout: 60_000,
