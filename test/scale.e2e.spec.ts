@@ -191,3 +191,64 @@ describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, o
     expect(((await (await on(1).get(`/api/v1/events?device=${b.id}&limit=1000`)).json()) as { items: unknown[] }).items).toHaveLength(before);
   });
 });
+
+describe.runIf(ready)('facefleet hub migrate: a SQLite hub moved into PostgreSQL, its agent working on without re-enrolment', () => {
+  it('copies subjects, templates, devices and events; the agent reconnects to the migrated hub, keeps its gallery and delivers new events', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'facefleet-migrate-e2e-'));
+    const schema = `ff_mig_${randomBytes(4).toString('hex')}`;
+    const hubDir = join(root, 'hub');
+    let hub: HubProcess | undefined;
+    let agent: AgentProcess | undefined;
+    try {
+      const k = await facefleet(['hub', 'create-key', '--data-dir', hubDir, '--role', 'admin']);
+      const key = k.stdout.trim();
+      hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir]);
+      const [port, mqttPort] = [new URL(hub.base).port, new URL(hub.mqttUrl).port];
+      const admin = api(hub.base, key);
+      const d = (await (await admin.post('/api/v1/devices', { name: 'moving-door' })).json()) as Device;
+      const s = (await (await admin.post('/api/v1/subjects', { name: 'penny' })).json()) as { id: string };
+      await admin.upload(`/api/v1/subjects/${s.id}/faces`, [1, 2, 3].map((n) => data('faceapi_bbt', 'identities', 'penny', `penny${n}.png`)));
+      mkdirSync(join(root, 'agent', 'in'), { recursive: true });
+      const config = writeYaml(
+        join(root, 'agent', 'agent.yaml'),
+        `deviceId: ${d.id}\ndataDir: ${root}/agent/data\nsources:\n  - {type: folder, path: ${root}/agent/in}\nmqtt: {url: "${hub.mqttUrl}", username: ${d.id}, password: "${d.secret}"}\noutbox: {retryMs: 1000}\nstatusIntervalMs: 1000\n`,
+      );
+      agent = await startAgent(config);
+      const deviceSynced = async (): Promise<boolean> => ((await (await api(hub!.base, key).get(`/api/v1/devices/${d.id}`)).json()) as { synced: boolean }).synced;
+      await until(deviceSynced, 20_000, 'the agent synced on SQLite');
+      copyFileSync(data('edge_demo', 'group', 'bbt3.jpg'), join(root, 'agent', 'in', 'bbt3.jpg'));
+      await until(async () => { const ev = await agentEvents(config); return ev.length > 0 && ev.every((e) => e.delivered); }, 30_000, 'the first event delivered');
+      const before = (await (await admin.get('/api/v1/events?limit=1000')).json()) as { items: { id: string }[] };
+      expect(await hub.stop('SIGTERM')).toBe(0);
+
+      const m = await facefleet(['hub', 'migrate', '--data-dir', hubDir, '--database-url', PG_URL, '--database-schema', schema]);
+      expect(m.code, m.stderr).toBe(0);
+      const counts = JSON.parse(m.stdout) as Record<string, number>;
+      expect(counts).toMatchObject({ subjects: 1, templates: 3, devices: 1, events: before.items.length });
+      const again = await facefleet(['hub', 'migrate', '--data-dir', hubDir, '--database-url', PG_URL, '--database-schema', schema]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/already holds/);
+
+      // The same ports and data dir (signing key, crop key), now on PostgreSQL: the agent reconnects by itself.
+      hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir, '--database-url', PG_URL, '--database-schema', schema]);
+      const after = (await (await api(hub.base, key).get('/api/v1/events?limit=1000')).json()) as { items: { id: string }[] };
+      expect(after.items.map((e) => e.id).sort()).toEqual(before.items.map((e) => e.id).sort());
+      await until(async () => ((await (await api(hub!.base, key).get(`/api/v1/devices/${d.id}`)).json()) as { online: boolean }).online, 30_000, 'the agent back online');
+      expect(await deviceSynced()).toBe(true);
+      copyFileSync(data('edge_demo', 'group', 'bbt5.jpg'), join(root, 'agent', 'in', 'bbt5.jpg'));
+      await until(async () => { const ev = await agentEvents(config); return ev.length > before.items.length && ev.every((e) => e.delivered); }, 30_000, 'a new event delivered to the migrated hub');
+      const local = await agentEvents(config);
+      const stored = (await (await api(hub.base, key).get('/api/v1/events?limit=1000')).json()) as { items: { id: string; subject: string }[] };
+      expect(stored.items.map((e) => e.id).sort()).toEqual(local.map((e) => e.id).sort());
+      expect(new Set(stored.items.map((e) => e.subject))).toEqual(new Set(['penny']));
+    } finally {
+      if (agent?.proc.exitCode === null) await agent.stop('SIGKILL');
+      if (hub?.proc.exitCode === null) await hub.stop('SIGKILL');
+      const client = new pg.Client(pgPoolConfig(PG_URL));
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
