@@ -125,6 +125,10 @@ export function mosquittoConf(opts: { port: number; host?: string; dir: string }
     `password_file ${join(opts.dir, 'passwd')}`,
     `acl_file ${join(opts.dir, 'acl')}`,
     'persistence false',
+    // Mosquitto keeps 1,000 QoS 1 messages per client by default and drops the rest: a burst of
+    // events towards a busy hub replica would be dropped (agents resend, but late). Hub clients
+    // need room for bursts; devices receive little.
+    'max_queued_messages 100000',
     'log_dest stderr',
     'log_type error',
     'log_type warning',
