@@ -140,3 +140,37 @@ async function isolatedFloor(detectorId: string, embedderId: string, shapes: { w
     await emb.release();
   }
 }
+
+/**
+ * Throughput with the cores split the way face-api's Node demo splits them: `workers` analyzers,
+ * each with one onnxruntime thread, taking the demo photos from one queue concurrently (sharp and
+ * onnxruntime run off the JS thread, so they overlap). Images per second, median over passes.
+ */
+export async function parallelThroughput(dataDir: string, opts: { workers: number; passes: number; embedder?: string; log: (t: string) => void }): Promise<{ workers: number; threadsEach: number; embedder: string; imagesPerSec: number; msPerImage: Spread }> {
+  const files = ['group', 'expressions', 'misc'].flatMap((d) => readdirSync(join(dataDir, 'edge_demo', d)).map((f) => join(dataDir, 'edge_demo', d, f)));
+  const analyzers = await Promise.all(Array.from({ length: opts.workers }, () => FaceAnalyzer.open({ threads: 1, ...(opts.embedder !== undefined ? { embedder: opts.embedder } : {}) })));
+  const perImage: number[] = [];
+  try {
+    for (let pass = -1; pass < opts.passes; pass++) {
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        analyzers.map(async (fa) => {
+          while (next < files.length) {
+            const f = files[next++]!;
+            await fa.analyse(await fa.decode(f));
+          }
+        }),
+      );
+      const ms = (performance.now() - started) / files.length;
+      if (pass < 0) continue;
+      perImage.push(ms);
+      opts.log(`ours: ${analyzers[0]!.embedderId}, ${opts.workers} analyzers x 1 thread, pass ${pass + 1}/${opts.passes}: ${ms.toFixed(1)} ms per image`);
+    }
+  } finally {
+    for (const fa of analyzers) await fa.close();
+  }
+  const msPerImage = spread(perImage);
+  return { workers: opts.workers, threadsEach: 1, embedder: analyzers[0]!.embedderId, imagesPerSec: Math.round((1000 / msPerImage.median) * 100) / 100, msPerImage };
+}
+

@@ -24,6 +24,8 @@ export type PeerDetector = 'ssdMobilenetv1' | 'tinyFaceDetector';
 export interface PeerOptions {
   /** Cores to use: that many workers (tfjs's WASM backend is single-threaded in Node). */
   threads: number;
+  /** Throughput only: no LFW3D (the result's lfw3d fields are then absent). */
+  speedOnly?: boolean;
   /** Quick mode: about this many LFW3D pairs, the same number from each fold and kind. Default: all. */
   lfwPairs?: number;
   /** Demo-photo passes after the warm-up (default 3). */
@@ -113,7 +115,7 @@ export async function benchPeer(dataDir: string, opts: PeerOptions): Promise<Pee
       opts.log(`peer: pass ${pass + 1}/${passes}: ${files.length} images, ${faces} faces, ${(ms / files.length).toFixed(0)} ms per image`);
     }
     const msPerImage = spread(perImage);
-    const lfw = await peerLfw3d(pool, dataDir, opts);
+    const lfw = opts.speedOnly === true ? undefined : await peerLfw3d(pool, dataDir, opts);
     return {
       name: '@vladmandic/face-api',
       version: packageVersion('@vladmandic/face-api'),
@@ -128,8 +130,8 @@ export async function benchPeer(dataDir: string, opts: PeerOptions): Promise<Pee
       msPerImage,
       imagesPerSec: Math.round((1000 / msPerImage.median) * 100) / 100,
       imageLatencyMs: spread(latency),
-      ...lfw,
-    };
+      ...(lfw ?? {}),
+    } as PeerResult;
   } finally {
     await pool.close();
   }
