@@ -45,7 +45,7 @@ function startHubProcess(cliBin: string, dataDir: string): Promise<HubProc> {
 }
 
 /** The part header of a snapshot message, read from its ends without parsing the templates. */
-function partOf(payload: Buffer): { toSeq: number; index: number; count: number } {
+export function partOf(payload: Buffer): { toSeq: number; index: number; count: number } {
   const head = payload.subarray(0, 200).toString();
   const tail = payload.subarray(Math.max(0, payload.length - 200)).toString();
   const toSeq = Number(/"toSeq":(\d+)/.exec(head)?.[1] ?? -1);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { cropKey, DEFAULT_GALLERY, openStore, type HubStore } from '@facefleet/hub/core';
 import { topics } from '@facefleet/protocol';
+import { partOf } from './hub.js';
 
 export interface ScaleBench {
   replicas: number;
@@ -49,14 +50,6 @@ function waitFor(proc: ChildProcess, pattern: RegExp, what: string, timeoutMs = 
     });
     proc.on('close', (code) => reject(new Error(`${what} exited with ${code}: ${log.slice(-1000)}`)));
   });
-}
-
-function partOf(payload: Buffer): { toSeq: number; index: number; count: number } {
-  const head = payload.subarray(0, 200).toString();
-  const tail = payload.subarray(Math.max(0, payload.length - 200)).toString();
-  const toSeq = Number(/"toSeq":(\d+)/.exec(head)?.[1] ?? -1);
-  const m = /"part":\{"index":(\d+),"count":(\d+)\}\}$/.exec(tail);
-  return m ? { toSeq, index: Number(m[1]), count: Number(m[2]) } : { toSeq, index: 0, count: 1 };
 }
 
 /** `n` subjects with one random unit template each, in the default gallery, through the store interface (8 at a time). */
