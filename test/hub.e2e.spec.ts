@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -227,6 +227,8 @@ describe('facefleet hub: ports and keys', () => {
       const r = await facefleet(['hub', '--port', port, '--mqtt-port', '0', '--data-dir', join(dir, 'b')], { timeoutMs: 60_000 });
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n').at(-1)).toBe(`facefleet hub: HTTP port ${port} on 127.0.0.1 is already in use (choose another with --port)`);
+      // Said once: Nest's own (coloured) report of the listen error is not shown as well.
+      expect(r.stderr).not.toMatch(/\u001b\[|EADDRINUSE/);
       await first.stop();
       const bad = await facefleet(['hub', 'create-key', '--data-dir', dir, '--role', 'root']);
       expect(bad.code).toBe(2);
@@ -237,6 +239,73 @@ describe('facefleet hub: ports and keys', () => {
   }, 120_000);
 });
 
+describe('facefleet hub: flags, verbs and exit codes', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'facefleet-hub-flags-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints its usage for --help (exit 0) and for an unknown verb or extra argument (exit 2)', async () => {
+    const help = await facefleet(['hub', '--help']);
+    expect(help.code).toBe(0);
+    for (const word of ['create-key', 'broker-config', 'migrate', '--database-schema', 'Exit codes']) expect(help.stdout).toContain(word);
+    const unknown = await facefleet(['hub', 'frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown verb "frobnicate"[\s\S]*usage: facefleet hub/);
+    const extra = await facefleet(['hub', 'create-key', 'extra', '--data-dir', dir, '--role', 'admin']);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toMatch(/unexpected argument "extra"/);
+  });
+
+  it('exits 2 with the reason for a bad flag value, and never echoes a password from a URL', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--port', 'abc'], /port must be an integer from 0 to 65535, got "abc"/],
+      [['--database-url', 'mysql://root:hunter2-secret@db/hub'], /databaseUrl must be a postgres:\/\/ URL, got "mysql:\/\/\*\*\*@db\/hub"/],
+      [['--database-url', 'postgres://u:hunter2-secret@bad host/db'], /databaseUrl must be a postgres:\/\/ URL/],
+      [['--database-url', 'postgres://127.0.0.1/test', '--database-schema', 'Bad-Name'], /databaseSchema must be a lower-case SQL identifier/],
+      [['--mqtt-url', 'http://u:hunter2-secret@broker'], /mqttUrl must be an mqtt:\/\/ or mqtts:\/\/ URL, got "http:\/\/\*\*\*@broker"/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await facefleet(['hub', 'create-key', '--data-dir', dir, '--role', 'admin', ...flags]);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(message)]);
+      expect(r.stderr).not.toContain('hunter2');
+    }
+  });
+
+  it('broker-config: exits 2 for an empty account, a loose port or an --out that is a file', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const base = ['hub', 'broker-config', '--data-dir', dir, '--hub-username', 'hub', '--hub-password', 'pw'];
+    const cases: [string[], RegExp][] = [
+      [['hub', 'broker-config', '--data-dir', dir, '--out', join(dir, 'b'), '--hub-username', '', '--hub-password', 'pw'], /must not be empty/],
+      [[...base, '--out', join(dir, 'b'), '--broker-port', '0x50'], /--broker-port must be a port number from 1 to 65535, got "0x50"/],
+      [[...base, '--out', join(dir, 'b'), '--broker-port', '1e3'], /got "1e3"/],
+      [[...base, '--out', file], /cannot write the broker's files in --out .*a-file: a file is in the way/],
+      [[...base, '--out', join(file, 'sub')], /a file is in the way/],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await facefleet(argv);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(message)]);
+    }
+  });
+
+  it('broker-config keeps an operator-edited mosquitto.conf and replaces passwd and acl', async () => {
+    const out = join(dir, 'broker');
+    const argv = ['hub', 'broker-config', '--data-dir', dir, '--out', out, '--hub-username', 'hub', '--hub-password', 'pw'];
+    const first = await facefleet(argv);
+    expect(first.code).toBe(0);
+    expect(first.stdout.trim().split('\n')).toEqual(['passwd', 'acl', 'mosquitto.conf'].map((f) => join(out, f)));
+    const conf = `${readFileSync(join(out, 'mosquitto.conf'), 'utf8')}listener 8883\ncertfile /etc/mosquitto/certs/broker.pem\n`;
+    writeFileSync(join(out, 'mosquitto.conf'), conf);
+    const again = await facefleet([...argv, '--broker-port', '1884']);
+    expect(again.code).toBe(0);
+    expect(again.stdout.trim().split('\n')).toEqual(['passwd', 'acl'].map((f) => join(out, f)));
+    expect(again.stderr).toMatch(/kept your .*mosquitto\.conf \(delete it to have it written again, e\.g\. for --broker-port 1884\)/);
+    expect(readFileSync(join(out, 'mosquitto.conf'), 'utf8')).toBe(conf);
+  });
+});
+
 describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + agent through the external Mosquitto on 127.0.0.1:1883', () => {
   it('syncs the gallery and delivers an event exactly once', async () => {
     const root = mkdtempSync(join(tmpdir(), 'facefleet-mosquitto-'));
@@ -245,10 +314,23 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + agent thro
     let agent: AgentProcess | undefined;
     try {
       const key = await createKey(join(root, 'hub'), 'admin');
-      hub = await startHub(['--port', '0', '--mqtt-url', url, '--data-dir', join(root, 'hub')]);
+      // The hub's credentials may ride in the URL; they must never be shown (log, /healthz, device answers).
+      const secret = 'pw-in-the-url-7f3a';
+      const withCredentials = new URL(url);
+      if (withCredentials.username === '') {
+        withCredentials.username = 'facefleet-hub-test';
+        withCredentials.password = secret;
+      }
+      hub = await startHub(['--port', '0', '--mqtt-url', withCredentials.toString(), '--data-dir', join(root, 'hub')]);
       expect(hub.mqttUrl).toBe(url);
+      const health = (await (await fetch(`${hub.base}/healthz`)).json()) as { mqtt: string };
+      expect(health.mqtt).toBe(url);
       const admin = api(hub.base, key);
-      const d = (await (await admin.post('/api/v1/devices', { name: 'via-mosquitto' })).json()) as Device;
+      const registered = await (await admin.post('/api/v1/devices', { name: 'via-mosquitto' })).json();
+      expect((registered as { mqtt: { url: string } }).mqtt.url).toBe(url);
+      expect(JSON.stringify(registered)).not.toContain(secret);
+      expect(hub.stderr()).not.toContain(secret);
+      const d = registered as Device;
       mkdirSync(join(root, 'agent', 'in'), { recursive: true });
       const config = writeYaml(join(root, 'agent', 'agent.yaml'), `deviceId: ${d.id}\ndataDir: ${root}/agent/data\nsources:\n  - {type: folder, path: ${root}/agent/in}\nmqtt: {url: "${url}", username: ${d.id}, password: "${d.secret}"}\nstatusIntervalMs: 1000\noutbox: {retryMs: 1000}\n`);
       agent = await startAgent(config);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -90,16 +90,20 @@ describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, o
     json<{ subjects: { name: string }[] }>(await facefleet(['subjects', '--gallery', join(root, `agent${i}`, 'data', 'gallery.db'), '--json'])).subjects.map((s) => s.name).sort();
 
   async function brokerConfig(): Promise<void> {
-    const r = await facefleet(['hub', 'broker-config', '--out', brokerDir, ...dbArgs, ...brokerArgs, '--hub-username', hubUser.username, '--hub-password', hubUser.password]);
+    // With a data dir named, it is prepared as a hub would (as deploy/compose's one-shot does), so replicas never race for the keys.
+    const r = await facefleet(['hub', 'broker-config', '--out', brokerDir, ...dbArgs, '--data-dir', join(root, 'hub-shared'), ...brokerArgs, '--hub-username', hubUser.username, '--hub-password', hubUser.password]);
     expect(r.code, r.stderr).toBe(0);
+    expect(['signing-key.pem', 'crop-key'].filter((f) => existsSync(join(root, 'hub-shared', f)))).toEqual(['signing-key.pem', 'crop-key']);
   }
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'facefleet-scale-e2e-'));
     brokerDir = join(root, 'broker');
-    const k = await facefleet(['hub', 'create-key', ...dbArgs, '--role', 'admin']);
+    const k = await facefleet(['hub', 'create-key', ...dbArgs, '--role', 'admin'], { cwd: root });
     expect(k.code, k.stderr).toBe(0);
     key = k.stdout.trim();
+    // On PostgreSQL the admin verbs need no data dir and leave none behind (no stray ./hub-data with keys in it).
+    expect(existsSync(join(root, 'hub-data'))).toBe(false);
     const port = await freePort();
     mqttUrl = `mqtt://127.0.0.1:${port}`;
     brokerArgs.push('--broker-port', String(port));

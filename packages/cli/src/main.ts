@@ -39,7 +39,8 @@ usage: facefleet <command> [options]
   models fetch [--mirror <dir>] | models list [--json]
   eval pairs --pairs <pairs.txt> --root <dir> [--json]
   agent --config <agent.yaml>                     run the edge agent daemon (also: agent enroll|import|events|status)
-  hub [--port n] [--mqtt-port n] [--data-dir d]   run the hub (also: hub create-key --data-dir d --role r)
+  hub [--port n] [--mqtt-port n] [--data-dir d]   run the hub (also: hub create-key|broker-config|migrate; hub --help)
+      [--database-url u] [--database-schema s] [--mqtt-url u]
   demo                                            enrol the sample people and identify group photos
   data fetch                                      download the demo's sample files (where ../shared/data is absent)
 

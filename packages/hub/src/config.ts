@@ -37,10 +37,13 @@ export interface HubConfig {
   mqttShareGroup: string;
 }
 
+/** Relative to the working directory. */
+export const DEFAULT_DATA_DIR = 'hub-data';
+
 const DEFAULTS: HubConfig = {
   port: 8080,
   host: '127.0.0.1',
-  dataDir: 'hub-data',
+  dataDir: DEFAULT_DATA_DIR,
   mqttPort: 1883,
   mqttHost: '127.0.0.1',
   maxUploadBytes: 20 * 1024 * 1024,
@@ -113,7 +116,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   if (/[/#+]/.test(c.mqttShareGroup)) throw new ConfigError(`hub config: mqttShareGroup cannot contain / # or +, got "${c.mqttShareGroup}"`);
   const db = str('databaseUrl');
   if (db !== undefined && db !== '') {
-    if (!/^postgres(ql)?:\/\/./.test(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${db.replace(/:[^:@/]*@/, ':***@')}"`);
+    if (!/^postgres(ql)?:\/\/./.test(db) || !URL.canParse(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${hideUrlCredentials(db)}"`);
     c.databaseUrl = db;
   }
   const schema = str('databaseSchema');
@@ -128,7 +131,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   }
   const url = str('mqttUrl');
   if (url !== undefined) {
-    if (!/^(mqtts?|wss?|tcp):\/\//.test(url)) throw new ConfigError(`hub config: mqttUrl must start with mqtt:// or mqtts://, got "${url}"`);
+    if (!/^(mqtts?|wss?|tcp):\/\/./.test(url) || !URL.canParse(url)) throw new ConfigError(`hub config: mqttUrl must be an mqtt:// or mqtts:// URL, got "${hideUrlCredentials(url)}"`);
     c.mqttUrl = url;
   }
   for (const k of ['mqttUsername', 'mqttPassword', 'detector', 'embedder'] as const) {
@@ -143,4 +146,9 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     c.mqttTlsKey = resolve(key);
   }
   return Object.freeze(c);
+}
+
+/** `scheme://user:secret@host` → `scheme://***@host`, for messages about a URL that may hold a password. */
+export function hideUrlCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
 }

@@ -142,10 +142,10 @@ export class Hub {
     try {
       const was = this.leader;
       this.leader = await this.store.leases.acquire('leader', this.replicaId, LEADER_TTL_MS);
-      if (this.leader !== was) this.log(`hub: ${this.leader ? 'leading' : 'no longer leading'} (replica ${this.replicaId}): rollout waves and retention run on the leader`);
+      if (this.leader !== was) this.log(`${this.leader ? 'leading' : 'no longer leading'} (replica ${this.replicaId}): rollout waves and retention run on the leader`);
     } catch (err) {
       this.leader = false;
-      this.log(`hub: leader lease: ${(err as Error).message}`);
+      this.log(`leader lease: ${(err as Error).message}`);
     }
   }
 

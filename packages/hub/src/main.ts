@@ -1,17 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, FacefleetError } from '@facefleet/protocol';
-import { loadHubConfig, type HubConfig } from './config.js';
+import { DEFAULT_DATA_DIR, loadHubConfig, type HubConfig } from './config.js';
 import type { INestApplication } from '@nestjs/common';
 import { startHttp } from './http/app.js';
 import { Hub } from './hub.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { writeBrokerConfig } from './mqtt/mosquitto.js';
-import { ROLES, type Role } from './store/ports.js';
+import { openStore } from './store/open.js';
+import { ROLES, type HubStore, type Role } from './store/ports.js';
 
-const USAGE = `usage: facefleet hub [--config hub.yaml] [--port <http>] [--mqtt-port <mqtt>] [--data-dir <dir>] [--database-url <postgres url>] [--mqtt-url <url>]
+const USAGE = `usage: facefleet hub [--config hub.yaml] [--port <http>] [--mqtt-port <mqtt>] [--data-dir <dir>] [--host <addr>]
+                     [--database-url <postgres url>] [--database-schema <name>] [--mqtt-url <url>]
        facefleet hub create-key (--data-dir <dir> | --database-url <url>) --role admin|operator|viewer
        facefleet hub broker-config --out <dir> (--data-dir <dir> | --database-url <url>) --hub-username <name> --hub-password <secret> [--broker-port <port>]
-       facefleet hub migrate --data-dir <dir with hub.db> --database-url <url>   (copy a SQLite hub into PostgreSQL)`;
+       facefleet hub migrate --data-dir <dir with hub.db> --database-url <url> [--database-schema <name>]   (copy a SQLite hub into PostgreSQL)
+Exit codes: 0 success, 2 bad flags, config or usage, 1 anything else (a taken port, an unreachable database or broker).`;
 
 export interface HubIo {
   out: (t: string) => void;
@@ -34,7 +38,10 @@ const OPTIONS = {
   'hub-password': { type: 'string' },
   'broker-port': { type: 'string' },
   host: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
+
+const VERBS = ['create-key', 'broker-config', 'migrate'] as const;
 
 /** `facefleet hub …`; returns the exit code. */
 export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number> {
@@ -46,6 +53,20 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
     return 2;
   }
   const { values, positionals } = parsed;
+  if (values.help === true) {
+    io.out(USAGE);
+    return 0;
+  }
+  const verb = positionals[0];
+  if (verb !== undefined && !(VERBS as readonly string[]).includes(verb)) {
+    io.err(`facefleet hub: unknown verb "${verb}" (hub verbs: ${VERBS.join(', ')}; none starts the hub)\n${USAGE}`);
+    return 2;
+  }
+  if (positionals.length > 1) {
+    io.err(`facefleet hub: unexpected argument "${positionals[1] ?? ''}"\n${USAGE}`);
+    return 2;
+  }
+  let config: HubConfig;
   try {
     const flags: Partial<Record<keyof HubConfig, string>> = {};
     if (values.port !== undefined) flags.port = values.port;
@@ -55,11 +76,16 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
     if (values.host !== undefined) flags.host = values.host;
     if (values['database-url'] !== undefined) flags.databaseUrl = values['database-url'];
     if (values['database-schema'] !== undefined) flags.databaseSchema = values['database-schema'];
-    const config = loadHubConfig(flags, values.config);
-    if (positionals[0] === 'create-key') return await createKey(config, values.role, io);
-    if (positionals[0] === 'broker-config') return await brokerConfig(config, values, io);
-    if (positionals[0] === 'migrate') return await migrate(config, io);
-    if (positionals.length > 0) throw new FacefleetError('usage', `unknown hub verb "${positionals[0] ?? ''}"\n${USAGE}`);
+    config = loadHubConfig(flags, values.config);
+  } catch (err) {
+    // Flags, the config file and FACEFLEET_HUB_* are the caller's input.
+    io.err(`facefleet hub: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    return 2;
+  }
+  try {
+    if (verb === 'create-key') return await createKey(config, values.role, io);
+    if (verb === 'broker-config') return await brokerConfig(config, values, io);
+    if (verb === 'migrate') return await migrate(config, io);
     return await serve(config, { portGiven: values.port !== undefined, mqttPortGiven: values['mqtt-port'] !== undefined }, io);
   } catch (err) {
     io.err(`facefleet hub: ${(err as Error).message.split('\n')[0] ?? ''}`);
@@ -67,16 +93,27 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
   }
 }
 
+/**
+ * The store alone, for the admin verbs. On SQLite the data dir holds it. On PostgreSQL these verbs
+ * need no data dir (they read no face crops, so the store gets a throwaway crop key) and create
+ * none unless one is named (--data-dir, dataDir or FACEFLEET_HUB_DATA_DIR): then they prepare it
+ * (signing and crop keys) as a hub would, so replicas sharing it never race to create the keys.
+ */
+async function openAdminStore(config: HubConfig): Promise<HubStore> {
+  if (config.databaseUrl !== undefined && config.dataDir === resolve(DEFAULT_DATA_DIR)) return openStore(config, randomBytes(32), () => undefined);
+  return (await Hub.openStore(config)).store;
+}
+
 async function createKey(config: HubConfig, role: string | undefined, io: HubIo): Promise<number> {
   if (role === undefined || !ROLES.includes(role as Role)) throw new FacefleetError('usage', `--role must be one of ${ROLES.join(', ')}`);
-  const hub = await Hub.openStore(config);
+  const store = await openAdminStore(config);
   try {
-    const k = await hub.keys.create(role as Role);
+    const k = await store.keys.create(role as Role);
     io.out(k.key);
     io.err(`created an API key with role ${k.role} (id ${k.id}); it is shown only this once`);
     return 0;
   } finally {
-    await hub.store.close();
+    await store.close();
   }
 }
 
@@ -84,18 +121,32 @@ async function createKey(config: HubConfig, role: string | undefined, io: HubIo)
 async function brokerConfig(config: HubConfig, values: { out?: string | undefined; 'hub-username'?: string | undefined; 'hub-password'?: string | undefined; 'broker-port'?: string | undefined }, io: HubIo): Promise<number> {
   const username = values['hub-username'] ?? config.mqttUsername;
   const password = values['hub-password'] ?? config.mqttPassword;
-  if (values.out === undefined) throw new FacefleetError('usage', '--out <dir> is required (where passwd, acl and mosquitto.conf are written)');
-  if (username === undefined || password === undefined) throw new FacefleetError('usage', '--hub-username and --hub-password (or mqttUsername/mqttPassword in the config) name the hub\'s own broker account');
-  const port = values['broker-port'] === undefined ? undefined : Number(values['broker-port']);
-  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new FacefleetError('usage', `--broker-port must be a port number, got "${values['broker-port']}"`);
-  const hub = await Hub.openStore(config);
+  if (values.out === undefined || values.out === '') throw new FacefleetError('usage', '--out <dir> is required (where passwd, acl and mosquitto.conf are written)');
+  if (username === undefined || password === undefined) throw new FacefleetError('usage', "--hub-username and --hub-password (or mqttUsername/mqttPassword in the config) name the hub's own broker account");
+  if (username === '' || password === '') throw new FacefleetError('usage', '--hub-username and --hub-password must not be empty');
+  const rawPort = values['broker-port'];
+  if (rawPort !== undefined && (!/^[0-9]{1,5}$/.test(rawPort) || Number(rawPort) < 1 || Number(rawPort) > 65535)) {
+    throw new FacefleetError('usage', `--broker-port must be a port number from 1 to 65535, got "${rawPort}"`);
+  }
+  const store = await openAdminStore(config);
   try {
-    const r = await writeBrokerConfig(hub.store, values.out, { username, password }, port !== undefined ? { port } : {});
+    const r = await writeBrokerConfig(store, values.out, { username, password }, rawPort !== undefined ? { port: Number(rawPort) } : {});
     io.out(r.files.join('\n'));
-    io.err(`wrote the broker's files for ${r.devices} devices and the hub user ${username}${r.skipped.length > 0 ? `; skipped ${r.skipped.length} devices registered before broker hashes were kept (give them new credentials): ${r.skipped.join(', ')}` : ''}; send Mosquitto SIGHUP to reload them`);
+    const conf = r.confKept ? `; kept your ${r.conf} (delete it to have it written again${rawPort !== undefined ? `, e.g. for --broker-port ${rawPort}` : ''})` : '';
+    io.err(
+      `wrote the broker's files for ${r.devices} devices and the hub user ${username}${conf}${r.skipped.length > 0 ? `; skipped ${r.skipped.length} devices registered before broker hashes were kept (give them new credentials): ${r.skipped.join(', ')}` : ''}; send Mosquitto SIGHUP to reload them`,
+    );
     return 0;
+  } catch (err) {
+    // A bad account name, or an --out that cannot be written: the caller's input.
+    if (err instanceof RangeError) throw new FacefleetError('usage', err.message);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== undefined && ['EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'EISDIR'].includes(code)) {
+      throw new FacefleetError('usage', `cannot write the broker's files in --out ${values.out}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way (it must be a directory)' : (err as Error).message}`);
+    }
+    throw err;
   } finally {
-    await hub.store.close();
+    await store.close();
   }
 }
 
@@ -152,7 +203,8 @@ async function serve(config: HubConfig, given: { portGiven: boolean; mqttPortGiv
   const http = { app, port };
   const base = `http://${config.host}:${http.port}`;
   hub.publicUrl = config.publicUrl ?? base;
-  io.err(`facefleet hub: listening on ${base} (API ${base}/api/v1, docs ${base}/api/docs), MQTT ${hub.broker.url}, data ${hub.store.location}`);
+  const schema = config.databaseUrl !== undefined && config.databaseSchema !== undefined ? ` schema ${config.databaseSchema}` : '';
+  io.err(`facefleet hub: listening on ${base} (API ${base}/api/v1, docs ${base}/api/docs), MQTT ${hub.broker.url}, data ${hub.store.location}${schema}`);
   await stopped;
   await http.app.close();
   await hub.close();

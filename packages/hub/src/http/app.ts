@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Module, type DynamicModule, type INestApplication } from '@nestjs/common';
+import { Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { MulterModule, type NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -30,9 +30,30 @@ class HubModule {
   }
 }
 
+/**
+ * Nest's own warnings and errors in the hub's log, plain (no colours, no Nest banner). A taken
+ * port is left out: startHttp turns it into one clear ConfigError line.
+ */
+class NestLog implements LoggerService {
+  constructor(private readonly sink: (msg: string) => void) {}
+  private line(level: string, message: unknown, rest: unknown[]): void {
+    const text = message instanceof Error ? message.message : String(message);
+    if (/EADDRINUSE/.test(text) || rest.some((r) => typeof r === 'string' && /EADDRINUSE/.test(r))) return;
+    const context = rest.at(-1);
+    this.sink(`${level}${typeof context === 'string' && context !== '' ? ` [${context}]` : ''}: ${text}`);
+  }
+  log(): void {}
+  error(message: unknown, ...rest: unknown[]): void {
+    this.line('error', message, rest);
+  }
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.line('warning', message, rest);
+  }
+}
+
 /** The HTTP side: Nest on express, /api/v1 routes, OpenAPI at /api/openapi.json and UI at /api/docs. */
 export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port: number }> {
-  const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: ['error', 'warn'], bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: new NestLog(hub.log), bodyParser: false });
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalFilters(new ErrorsFilter(hub.log));
   const doc = SwaggerModule.createDocument(

@@ -164,6 +164,25 @@ export class EmbeddedBroker implements BrokerPort {
   }
 }
 
+/**
+ * Split `mqtt://user:pass@host:port` into a URL without credentials (what the hub logs, shows in
+ * /healthz and hands to devices) and the decoded credentials (what only the hub's own client uses).
+ */
+export function splitBrokerCredentials(url: string): { url: string; username?: string; password?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`mqttUrl is not a valid URL: ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
+  }
+  if (parsed.username === '' && parsed.password === '') return { url };
+  const username = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  parsed.username = '';
+  parsed.password = '';
+  return { url: parsed.toString().replace(/\/$/, ''), ...(username ? { username } : {}), ...(password ? { password } : {}) };
+}
+
 /** An external broker (Mosquitto, EMQX, ...) through an mqtt.js client with the hub's own credentials. */
 export class ExternalBroker implements BrokerPort {
   private readonly handlers: { pattern: string; handler: Handler }[] = [];
@@ -182,18 +201,21 @@ export class ExternalBroker implements BrokerPort {
    * (`$share/<group>/...`), so with several hub replicas each device message reaches one of them.
    */
   static async connect(url: string, opts: { username?: string; password?: string; clientId: string; shareGroup?: string | undefined }): Promise<ExternalBroker> {
+    const { url: bare, username, password } = splitBrokerCredentials(url);
+    const user = opts.username || username;
+    const pass = opts.password || password;
     try {
-      const client = await mqtt.connectAsync(url, {
+      const client = await mqtt.connectAsync(bare, {
         clientId: opts.clientId,
         protocolVersion: 5,
         clean: true,
         reconnectPeriod: 1000,
-        ...(opts.username ? { username: opts.username } : {}),
-        ...(opts.password ? { password: opts.password } : {}),
+        ...(user ? { username: user } : {}),
+        ...(pass ? { password: pass } : {}),
       });
-      return new ExternalBroker(client, url, opts.shareGroup);
+      return new ExternalBroker(client, bare, opts.shareGroup);
     } catch (err) {
-      throw new ConfigError(`cannot connect to MQTT broker ${url}: ${(err as Error).message}`);
+      throw new ConfigError(`cannot connect to MQTT broker ${bare}: ${(err as Error).message.split(pass || '\u0000').join('***')}`);
     }
   }
 

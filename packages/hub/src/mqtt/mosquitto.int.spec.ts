@@ -194,10 +194,11 @@ describe.runIf(MOSQUITTO !== undefined)('generated Mosquitto files, enforced by 
     const port = await freePort();
     url = `mqtt://127.0.0.1:${port}`;
     const written = await writeBrokerConfig(storeOf(accounts()), dir, hubUser, { port });
-    expect(written).toEqual({ files: ['passwd', 'acl', 'mosquitto.conf'].map((f) => join(dir, f)), devices: 2, skipped: [OLD.id] });
+    expect(written).toEqual({ files: ['passwd', 'acl', 'mosquitto.conf'].map((f) => join(dir, f)), conf: join(dir, 'mosquitto.conf'), confKept: false, devices: 2, skipped: [OLD.id] });
     expect(statSync(join(dir, 'passwd')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(dir, 'passwd'), 'utf8')).not.toContain(hubUser.password);
     expect(readFileSync(join(dir, 'mosquitto.conf'), 'utf8')).toContain(`listener ${port}\n`);
+    writeFileSync(join(dir, 'mosquitto.conf'), `${readFileSync(join(dir, 'mosquitto.conf'), 'utf8')}# operator: TLS listener here\n`);
     // Loopback only for the test, and no privilege drop: run as whoever runs the tests (as root,
     // mosquitto would otherwise switch to its own user, which cannot read the 0600 passwd).
     writeFileSync(join(dir, 'test.conf'), `${mosquittoConf({ port, host: '127.0.0.1', dir })}user ${userInfo().username}\n`);
@@ -363,6 +364,10 @@ describe.runIf(MOSQUITTO !== undefined)('generated Mosquitto files, enforced by 
     const aClosed = closed(a, 'device A was not disconnected after the reload');
     const written = await writeBrokerConfig(storeOf(accounts().filter((x) => x.id !== A.id)), dir, hubUser);
     expect(written.devices).toBe(1);
+    // The operator's mosquitto.conf (here with a line of their own) is kept; passwd and acl are replaced.
+    expect(written.confKept).toBe(true);
+    expect(written.files).toEqual([join(dir, 'passwd'), join(dir, 'acl')]);
+    expect(readFileSync(join(dir, 'mosquitto.conf'), 'utf8')).toContain('# operator: TLS listener here\n');
     expect(readFileSync(join(dir, 'passwd'), 'utf8')).not.toMatch(/^dev-a:/m);
     expect(readFileSync(join(dir, 'acl'), 'utf8')).not.toContain('dev-a');
     broker.kill('SIGHUP');

@@ -22,7 +22,7 @@
  * (`$share/<group>/facefleet/v1/devices/+/<kind>`), which Mosquitto 2.0 checks against the
  * topics each message is published on, so no `$share` line is needed (the integration test covers it).
  */
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TOPIC_ROOT, topics } from '@facefleet/protocol';
 import type { HubStore } from '../store/ports.js';
@@ -148,25 +148,34 @@ function writeAtomic(path: string, text: string, mode: number): void {
 }
 
 /**
- * Generate `passwd` (mode 0600: it holds password hashes), `acl` and `mosquitto.conf` in outDir
- * from the store's live devices. The hub password is hashed here, never written in clear.
- * Returns the files written, how many devices got an account, and the ids skipped for want of a
- * Mosquitto hash (devices registered before the hub kept one: give them new credentials).
+ * Generate `passwd` (mode 0600: it holds password hashes) and `acl` in outDir from the store's
+ * live devices, replaced on every run; and `mosquitto.conf` only when outDir has none, so what an
+ * operator added there (a TLS listener, logging) survives the next run. The hub password is
+ * hashed here, never written in clear.
+ * Returns the files written, whether an existing mosquitto.conf was kept, how many devices got an
+ * account, and the ids skipped for want of a Mosquitto hash (devices registered before the hub
+ * kept one: give them new credentials).
  */
 export async function writeBrokerConfig(
   store: Pick<HubStore, 'devices'>,
   outDir: string,
   hub: { username: string; password: string },
   opts: { port?: number } = {},
-): Promise<{ files: string[]; devices: number; skipped: string[] }> {
+): Promise<{ files: string[]; conf: string; confKept: boolean; devices: number; skipped: string[] }> {
   if (hub.password === '') throw new RangeError('the hub broker password must not be empty');
   const accounts = await store.devices.brokerAccounts();
   const files = mosquittoAuthFiles(accounts, { username: hub.username, passwordHash: mosquittoPasswordHash(hub.password) });
   const dir = resolve(outDir);
+  const confText = mosquittoConf({ port: opts.port ?? 1883, dir });
   mkdirSync(dir, { recursive: true });
-  const written = [join(dir, 'passwd'), join(dir, 'acl'), join(dir, 'mosquitto.conf')];
+  const conf = join(dir, 'mosquitto.conf');
+  const written = [join(dir, 'passwd'), join(dir, 'acl')];
   writeAtomic(written[0]!, files.passwordFile, 0o600);
   writeAtomic(written[1]!, files.aclFile, 0o644);
-  writeAtomic(written[2]!, mosquittoConf({ port: opts.port ?? 1883, dir }), 0o644);
-  return { files: written, devices: accounts.length - files.skipped.length, skipped: files.skipped };
+  const confKept = existsSync(conf);
+  if (!confKept) {
+    writeAtomic(conf, confText, 0o644);
+    written.push(conf);
+  }
+  return { files: written, conf, confKept, devices: accounts.length - files.skipped.length, skipped: files.skipped };
 }

@@ -153,7 +153,21 @@ await describePostgres('copySqliteToPostgres', ({ url, postgres, dropSchema }) =
     it('refuses to copy into a database that holds hub data', async () => {
       const err = await copy(sqlitePath, url, { schema, log: () => undefined }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(/already holds hub data \(3 subjects, 2 devices, 7 events, 1 galleries\)/);
+      expect((err as Error).message).toMatch(/already holds hub data \(3 subjects, 2 devices, 7 events, 1 galleries, 1 API keys, \d+ rollouts, 1 face crops\)/);
+    });
+
+    it('refuses a target that holds only API keys (a second migrate, or a key created there first)', async () => {
+      const keysOnly = testSchema();
+      try {
+        const target = await postgres.openPostgresStore(url, { cropKey, schema: keysOnly });
+        await target.keys.create('admin');
+        await target.close();
+        const err = await copy(sqlitePath, url, { schema: keysOnly, log: () => undefined }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as Error).message).toMatch(/already holds hub data \(1 API keys\)/);
+      } finally {
+        await dropSchema(keysOnly);
+      }
     });
   });
 });

@@ -130,7 +130,8 @@ interface Target {
 async function ensureEmpty(t: Target, where: string): Promise<void> {
   const n = (await t.row<Record<string, number>>(
     `SELECT (SELECT count(*) FROM subjects) AS subjects, (SELECT count(*) FROM devices) AS devices, (SELECT count(*) FROM events) AS events,
-       (SELECT count(*) FROM galleries WHERE NOT is_default) AS galleries`,
+       (SELECT count(*) FROM galleries WHERE NOT is_default) AS galleries, (SELECT count(*) FROM api_keys) AS "API keys",
+       (SELECT count(*) FROM rollouts) AS rollouts, (SELECT count(*) FROM face_crops) AS "face crops"`,
   ))!;
   const held = Object.entries(n).filter(([, count]) => count > 0);
   if (held.length > 0) {
