@@ -61,6 +61,24 @@ describe('Hub store and sync log (real SQLite, embedded broker, real models)', (
     expect(changes).toMatchObject({ fromSeq: head, toSeq: head + 1, snapshot: false, changes: [{ op: 'delete', subjectId: gone.id }] });
   });
 
+  it('compacts gallery logs it will never serve, and answers a device behind a compacted gap with a snapshot', async () => {
+    const g = await hub.galleries.create('compaction');
+    const s = await hub.subjects.create({ name: 'often-changed' });
+    await hub.galleries.addMember(g.id, s.id);
+    for (let i = 0; i < 1004; i++) await hub.galleries.append([g.id], 'upsert', s.id);
+    const head = await hub.galleries.head(g.id);
+    expect(head).toBe(1005);
+    await hub.purge();
+    const left = await hub.galleries.since(g.id, 0, 10_000);
+    expect([left.length, left[0]!.seq]).toEqual([1000, 6]); // entries 1..5 are 1,000 or more below the head
+    expect(await hub.sync.changesFor(g.id, 5)).toMatchObject({ snapshot: false, fromSeq: 5, toSeq: head, changes: [{ op: 'upsert', subjectId: s.id }] });
+    expect(await hub.sync.changesFor(g.id, 4)).toMatchObject({ snapshot: true, fromSeq: 0, toSeq: head });
+    // A device the log was compacted past while it asked (a race, simulated): snapshot, not a partial delta.
+    await hub.galleries.compactLogs(3);
+    expect(await hub.sync.changesFor(g.id, head - 10)).toMatchObject({ snapshot: true, fromSeq: 0, toSeq: head, changes: [{ op: 'upsert', subjectId: s.id }] });
+    expect(await hub.sync.changesFor(g.id, head - 2)).toMatchObject({ snapshot: false, fromSeq: head - 2 });
+  });
+
   it('answers a device far behind, or new, with a snapshot, and one at the head with nothing', async () => {
     const head = await hub.galleries.head('default');
     expect(await hub.sync.changesFor('default', 0)).toMatchObject({ snapshot: true, toSeq: head });

@@ -12,7 +12,7 @@ import { entryOf, loadSigningKey, ModelsService } from './models.service.js';
 import { RolloutsService } from './rollouts.service.js';
 import { openStore } from './store/open.js';
 import { DEFAULT_GALLERY, type HubStore } from './store/ports.js';
-import { SyncService } from './sync.service.js';
+import { SNAPSHOT_AFTER, SyncService } from './sync.service.js';
 
 export type FaceStatus = 'ok' | 'noFace' | 'multipleFaces' | 'lowQuality';
 
@@ -142,20 +142,27 @@ export class Hub {
     try {
       const was = this.leader;
       this.leader = await this.store.leases.acquire('leader', this.replicaId, LEADER_TTL_MS);
-      if (this.leader !== was) this.log(`${this.leader ? 'leading' : 'no longer leading'} (replica ${this.replicaId}): rollout waves and retention run on the leader`);
+      if (this.leader !== was) this.log(`${this.leader ? 'leading' : 'no longer leading'} (replica ${this.replicaId}): rollout waves, retention and log compaction run on the leader`);
     } catch (err) {
       this.leader = false;
       this.log(`leader lease: ${(err as Error).message}`);
     }
   }
 
-  /** Subjects past their delete-after date are erased (everywhere); old events are purged. */
+  /**
+   * Leader housekeeping: subjects past their delete-after date are erased (everywhere), old events
+   * purged, and gallery logs compacted (entries SNAPSHOT_AFTER below a head are never served: a
+   * device that far behind gets a snapshot), so the log of a busy gallery does not grow forever
+   * and erased subjects' ids do not linger in it.
+   */
   async purge(): Promise<void> {
     for (const id of await this.subjects.expired(new Date())) {
       const heads = await this.galleries.eraseSubject(id); // undefined: erased meanwhile
       if (heads) await this.sync.announce(heads);
     }
     if (this.config.eventRetentionDays > 0) await this.events.purgeOlderThan(new Date(Date.now() - this.config.eventRetentionDays * 86_400_000).toISOString());
+    const compacted = await this.galleries.compactLogs(SNAPSHOT_AFTER);
+    if (compacted > 0) this.log(`compacted ${compacted} gallery log entries (more than ${SNAPSHOT_AFTER} below their heads)`);
   }
 
   async subject(id: string) {

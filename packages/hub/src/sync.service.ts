@@ -10,8 +10,8 @@ import {
 import type { BrokerPort } from './mqtt/broker.js';
 import type { DevicesRepo, GalleriesRepo, SubjectsRepo } from './store/ports.js';
 
-/** More changes than this behind the head, and a device gets a snapshot instead of the log. */
-const SNAPSHOT_AFTER = 1000;
+/** A device further behind than this gets a snapshot; log entries this far below the head are compacted away. */
+export const SNAPSHOT_AFTER = 1000;
 /** A snapshot part holds about this many bytes of JSON (about 370 templates of 512 floats). */
 export const DEFAULT_PART_BYTES = 1 << 20;
 /** A snapshot nobody asked for in this long is dropped from memory (it is rebuilt when needed). */
@@ -119,6 +119,10 @@ export class SyncService {
       return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
     }
     const entries = await this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
+    // A gap after `seq` means the log was compacted past it meanwhile: the whole gallery then.
+    if (entries[0]?.seq !== seq + 1) {
+      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
+    }
     const touched = [...new Set(entries.map((e) => e.subjectId))];
     const members = new Set(await this.galleries.members(galleryId));
     const present = new Set((await this.subjects.names(touched.filter((id) => members.has(id)))).keys());

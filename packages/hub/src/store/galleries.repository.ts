@@ -93,4 +93,8 @@ export class SqliteGalleries implements GalleriesRepo {
   async head(galleryId: string): Promise<number> {
     return (this.db.prepare('SELECT head_seq AS h FROM galleries WHERE id = ?').get(galleryId) as { h: number } | undefined)?.h ?? 0;
   }
+
+  async compactLogs(keep: number): Promise<number> {
+    return this.db.prepare('DELETE FROM gallery_log WHERE seq <= (SELECT head_seq FROM galleries g WHERE g.id = gallery_log.gallery_id) - ?').run(keep).changes;
+  }
 }

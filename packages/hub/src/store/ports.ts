@@ -116,8 +116,14 @@ export interface GalleriesRepo {
    * and a delete is logged in every gallery it was in. The new heads, or undefined if absent.
    */
   eraseSubject(subjectId: string): Promise<{ galleryId: string; seq: number }[] | undefined>;
+  /** Log entries after `seq`, oldest first; entries compacted away are simply absent (a gap after `seq`). */
   since(galleryId: string, seq: number, limit: number): Promise<LogEntry[]>;
   head(galleryId: string): Promise<number>;
+  /**
+   * Log compaction: in every gallery, delete the entries `keep` or more below its head (a device
+   * that far behind gets a snapshot, never those entries). The number of entries deleted.
+   */
+  compactLogs(keep: number): Promise<number>;
 }
 
 export interface DeviceRow {

@@ -550,6 +550,10 @@ class PgGalleries implements GalleriesRepo {
   async head(galleryId: string): Promise<number> {
     return (await this.db.row<{ h: number }>('SELECT head_seq AS h FROM galleries WHERE id = $1', [galleryId]))?.h ?? 0;
   }
+
+  async compactLogs(keep: number): Promise<number> {
+    return this.db.run('DELETE FROM gallery_log l USING galleries g WHERE g.id = l.gallery_id AND l.seq <= g.head_seq - $1', [keep]);
+  }
 }
 
 const DEVICE = `SELECT id, name, created_at AS "createdAt", revoked_at AS "revokedAt", online, last_seen AS "lastSeen",

@@ -324,6 +324,25 @@ function galleriesCases(get: Get): void {
       expect(await get().galleries.head(g.id)).toBe(50);
       expect((await get().galleries.since(g.id, 0, 100)).map((e) => e.seq)).toEqual(seqs);
     });
+
+    it('compacts every gallery log to the entries fewer than `keep` below its head', async () => {
+      const g1 = await get().galleries.create(`compact ${tag()}`);
+      const g2 = await get().galleries.create(`compact ${tag()}`);
+      const s = await get().subjects.create({ name: 'compact' });
+      for (let i = 0; i < 12; i++) await get().galleries.append([g1.id], 'upsert', s.id);
+      for (let i = 0; i < 3; i++) await get().galleries.append([g2.id], 'upsert', s.id);
+      const otherBefore = await get().galleries.since(DEFAULT_GALLERY, 0, 1_000_000);
+      const deleted = await get().galleries.compactLogs(5);
+      expect(deleted).toBeGreaterThanOrEqual(7); // 7 of g1 (seq 1..7), none of g2, and whatever other galleries held
+      expect((await get().galleries.since(g1.id, 0, 100)).map((e) => e.seq)).toEqual([8, 9, 10, 11, 12]);
+      expect((await get().galleries.since(g2.id, 0, 100)).map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await get().galleries.head(g1.id)).toBe(12);
+      const defaultHead = await get().galleries.head(DEFAULT_GALLERY);
+      expect((await get().galleries.since(DEFAULT_GALLERY, 0, 1_000_000)).map((e) => e.seq)).toEqual(otherBefore.map((e) => e.seq).filter((q) => q > defaultHead - 5));
+      expect(await get().galleries.compactLogs(5)).toBe(0);
+      // Appends go on from the head, not from what is left in the log.
+      expect(await get().galleries.append([g1.id], 'delete', s.id)).toEqual([{ galleryId: g1.id, seq: 13 }]);
+    });
   });
 }
 
