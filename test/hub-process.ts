@@ -35,8 +35,8 @@ export function startHub(args: string[], timeoutMs = 60_000): Promise<HubProcess
   });
 }
 
-export async function createKey(dataDir: string, role: string): Promise<string> {
-  const r = await facefleet(['hub', 'create-key', '--data-dir', dataDir, '--role', role]);
+export async function createKey(dataDir: string, role: string, storeArgs: string[] = []): Promise<string> {
+  const r = await facefleet(['hub', 'create-key', '--data-dir', dataDir, '--role', role, ...storeArgs]);
   if (r.code !== 0) throw new Error(r.stderr);
   return r.stdout.trim();
 }

@@ -8,6 +8,7 @@ import { agentEvents, startAgent, writeYaml, type AgentProcess } from './agent-p
 import { facefleet, json } from './cli.js';
 import { data, hasData } from './helpers.js';
 import { api, createKey, startHub, type HubProcess } from './hub-process.js';
+import { dropSchema, freshSchema, PG_URL, postgresProblem } from './postgres.js';
 
 interface Device {
   id: string;
@@ -23,7 +24,22 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
   }
 }
 
-describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents + the embedded broker, as processes', () => {
+/**
+ * The same suite on each store: SQLite (the default) and PostgreSQL (a fresh schema on the
+ * machine's server). Without PostgreSQL the second run is skipped with a line (failed under CI).
+ */
+const pgProblem = await postgresProblem();
+if (pgProblem !== undefined) {
+  if (process.env.CI) throw new Error(`the hub e2e suite on PostgreSQL cannot run under CI: ${PG_URL} is unreachable (${pgProblem})`);
+  console.warn(`skipping the hub e2e suite on PostgreSQL: ${PG_URL} is unreachable (${pgProblem})`);
+}
+const pgSchema = freshSchema('ff_hub_e2e');
+const STORES = [
+  { store: 'SQLite', args: [] as string[], ready: true },
+  { store: 'PostgreSQL', args: ['--database-url', PG_URL, '--database-schema', pgSchema], ready: pgProblem === undefined },
+];
+
+describe.each(STORES.filter((s) => s.ready))('hub ($store) + two agents + the embedded broker, as processes', ({ store, args: storeArgs }) => {
   let root: string;
   let hubDir: string;
   let hub: HubProcess;
@@ -53,11 +69,12 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'facefleet-hub-e2e-'));
     hubDir = join(root, 'hub');
-    const adminKey = await createKey(hubDir, 'admin');
-    const viewerKey = await createKey(hubDir, 'viewer');
+    const adminKey = await createKey(hubDir, 'admin', storeArgs);
+    const viewerKey = await createKey(hubDir, 'viewer', storeArgs);
     // Small snapshot parts, so a new device's snapshot travels in several (as a large gallery's does).
     hubConfig = writeYaml(join(root, 'hub.yaml'), 'syncPartBytes: 4096\n');
-    hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir, '--config', hubConfig]);
+    hub = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', hubDir, '--config', hubConfig, ...storeArgs]);
+    expect(hub.stderr()).toContain(store === 'SQLite' ? `data ${join(hubDir, 'hub.db')}` : `schema ${pgSchema}`);
     admin = api(hub.base, adminKey);
     viewer = api(hub.base, viewerKey);
     for (let i = 0; i < 2; i++) {
@@ -79,6 +96,7 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
     for (const a of agents) if (a && a.proc.exitCode === null) await a.stop('SIGKILL');
     if (hub?.proc.exitCode === null) await hub.stop('SIGKILL');
     rmSync(root, { recursive: true, force: true });
+    if (store === 'PostgreSQL') await dropSchema(pgSchema);
   });
 
   it('refuses calls without a valid key (401) and writes with a viewer key (403)', async () => {
@@ -164,7 +182,7 @@ describe.runIf(hasData('faceapi_bbt') && hasData('edge_demo'))('hub + two agents
     expect((await agentEvents(configs[1]!)).every((e) => !e.delivered)).toBe(true);
     const port = new URL(hub.base).port;
     const mqttPort = new URL(hub.mqttUrl).port;
-    hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir, '--config', hubConfig]);
+    hub = await startHub(['--port', port, '--mqtt-port', mqttPort, '--data-dir', hubDir, '--config', hubConfig, ...storeArgs]);
     await until(async () => (await agentEvents(configs[1]!)).every((e) => e.delivered), 60_000, 'delivery after the hub restart');
     const stored = (await (await admin.get(`/api/v1/events?device=${devices[1]!.id}&limit=1000`)).json()) as { items: { id: string; subject: string }[] };
     const local = await agentEvents(configs[1]!);

@@ -4,35 +4,19 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgPoolConfig } from '../packages/hub/src/store/postgres.js';
 import { agentEvents, startAgent, writeYaml, type AgentProcess } from './agent-process.js';
 import { facefleet, json } from './cli.js';
 import { data, hasData, hasTool } from './helpers.js';
 import { api, startHub, type HubProcess } from './hub-process.js';
+import { dropSchema, freshSchema, PG_URL, postgresProblem } from './postgres.js';
 
 /**
  * Scale-out as an operator runs it: two hub replicas as processes on one PostgreSQL and one
  * Mosquitto (its own, on a free port, with the password and ACL files `facefleet hub
  * broker-config` writes), two agents. One replica is killed in the middle of a run.
  */
-const PG_URL = process.env.FACEFLEET_TEST_PG_URL ?? 'postgres://127.0.0.1:5432/test';
-
-async function pgReachable(): Promise<string | undefined> {
-  const client = new pg.Client({ ...pgPoolConfig(PG_URL), connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-const pgProblem = await pgReachable();
+const pgProblem = await postgresProblem();
 const ready = pgProblem === undefined && hasTool('mosquitto') && hasData('faceapi_bbt') && hasData('edge_demo');
 if (!ready) {
   const why = pgProblem !== undefined ? `PostgreSQL at ${PG_URL} is unreachable (${pgProblem})` : !hasTool('mosquitto') ? 'mosquitto is not installed' : 'the sample data is absent';
@@ -63,7 +47,7 @@ interface Device {
 }
 
 describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, one replica killed', () => {
-  const schema = `ff_e2e_${randomBytes(4).toString('hex')}`;
+  const schema = freshSchema('ff_e2e');
   const hubUser = { username: 'facefleet-hub', password: randomBytes(12).toString('hex') };
   let root: string;
   let brokerDir: string;
@@ -137,10 +121,7 @@ describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, o
     for (const a of agents) if (a.proc.exitCode === null) await a.stop('SIGKILL');
     for (const r of replicas) if (r.proc.exitCode === null) await r.stop('SIGKILL');
     mosquitto?.kill('SIGKILL');
-    const client = new pg.Client(pgPoolConfig(PG_URL));
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    await dropSchema(schema);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -199,7 +180,7 @@ describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, o
 describe.runIf(ready)('facefleet hub migrate: a SQLite hub moved into PostgreSQL, its agent working on without re-enrolment', () => {
   it('copies subjects, templates, devices and events; the agent reconnects to the migrated hub, keeps its gallery and delivers new events', async () => {
     const root = mkdtempSync(join(tmpdir(), 'facefleet-migrate-e2e-'));
-    const schema = `ff_mig_${randomBytes(4).toString('hex')}`;
+    const schema = freshSchema('ff_mig');
     const hubDir = join(root, 'hub');
     let hub: HubProcess | undefined;
     let agent: AgentProcess | undefined;
@@ -248,10 +229,7 @@ describe.runIf(ready)('facefleet hub migrate: a SQLite hub moved into PostgreSQL
     } finally {
       if (agent?.proc.exitCode === null) await agent.stop('SIGKILL');
       if (hub?.proc.exitCode === null) await hub.stop('SIGKILL');
-      const client = new pg.Client(pgPoolConfig(PG_URL));
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
+      await dropSchema(schema);
       rmSync(root, { recursive: true, force: true });
     }
   }, 240_000);
