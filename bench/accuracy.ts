@@ -66,6 +66,8 @@ export interface AccuracyResult {
 }
 
 const QUICK_FOLDS = 2;
+/** The fastest shipped embedder: the second operating point next to the default (peer part too). */
+export const FAST_PROFILE_EMBEDDER = 'mobilefacenet-128d-a';
 const IOU_MIN = 0.5;
 const SWEEP = [0.3, 0.4, 0.45, 0.5, 0.6, 0.65, 0.7, 0.8, 0.9];
 const r4 = (v: number): number => Math.round(v * 1e4) / 1e4;
@@ -91,6 +93,11 @@ export async function benchAccuracy(dataDir: string, opts: AccuracyOptions): Pro
     });
   const embedders: OpenEmbedder[] = [];
   for (const e of present('embedder')) {
+    // Quick mode: the default embedder and the fast profile the peer part compares (every embedder in the full run).
+    if (opts.quick && e.id !== manifest.defaults.embedder && e.id !== FAST_PROFILE_EMBEDDER) {
+      skipped.push({ model: e.id, reason: 'quick mode measures the default and the fast-profile embedders only' });
+      continue;
+    }
     const times = new StageTimes();
     try {
       embedders.push({ id: e.id, threshold: e.threshold ?? 0, times, analyzer: await FaceAnalyzer.open({ embedder: e.id, threads: opts.threads, times }) });

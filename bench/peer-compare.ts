@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { LabelledPair } from '@facefleet/vision';
+import { FAST_PROFILE_EMBEDDER } from './accuracy.js';
 import { benchCore, parallelThroughput } from './core.js';
 import type { Spread } from './machine.js';
 import { benchPeer, lfw3dPairs, peerReport, type PeerBackend, type PeerDetector, type PeerResult } from './peer.js';
@@ -13,7 +14,7 @@ export interface PeerCompareOptions {
   /** One number for both: onnxruntime's intra-op threads for ours, face-api workers for the peer. */
   threads: number;
   quick: boolean;
-  /** About this many LFW3D pairs (default: all; quick: 600). */
+  /** About this many LFW3D pairs (default: all; quick: 300). */
   lfwPairs?: number;
   backend?: PeerBackend;
   detector?: PeerDetector;
@@ -56,7 +57,7 @@ export interface PeerCompare {
 
 export async function benchPeerCompare(dataDir: string, opts: PeerCompareOptions): Promise<PeerCompare> {
   const started = performance.now();
-  const lfwPairs = opts.lfwPairs ?? (opts.quick ? 600 : undefined);
+  const lfwPairs = opts.lfwPairs ?? (opts.quick ? 300 : undefined);
   const passes = opts.quick ? 2 : 5;
   // Ours then the peer back to back on the demo photos (the VM is shared: adjacent runs see the
   // same load), then each on LFW3D.
@@ -66,7 +67,7 @@ export async function benchPeerCompare(dataDir: string, opts: PeerCompareOptions
     const ms = core.stagesMsPerImage.total!;
     ours = { detector: core.detector, embedder: core.embedder, threads: opts.threads, images: core.images, faces: core.faces, passes: core.passes, msPerImage: ms, imagesPerSec: round(1000 / ms.median, 2) };
     ours.parallel = await parallelThroughput(dataDir, { workers: opts.threads, passes, log: opts.log });
-    ours.fastProfile = await parallelThroughput(dataDir, { workers: opts.threads, passes, embedder: 'mobilefacenet-128d-a', log: opts.log });
+    ours.fastProfile = await parallelThroughput(dataDir, { workers: opts.threads, passes, embedder: FAST_PROFILE_EMBEDDER, log: opts.log });
     ours.best =
       ours.parallel.imagesPerSec > ours.imagesPerSec
         ? { setup: `${opts.threads} analyzers x 1 thread`, imagesPerSec: ours.parallel.imagesPerSec }

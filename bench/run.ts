@@ -1,5 +1,5 @@
 // pnpm bench [--part core ...] [--quick] [--threads n] [--report-only]: measures, then writes
-// bench/results.json, bench/REPORT.md and the charts in bench/charts/. Parts can run alone; the
+// bench/results.json, bench/REPORT.md and the charts in bench/charts/ (--quick: the same in bench/quick/). Parts can run alone; the
 // figures of parts not run are kept from the previous results.json (each says when it was measured).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -27,7 +27,11 @@ const dataDir = process.env.FACEFLEET_DATA_DIR ? resolve(process.env.FACEFLEET_D
 if (!existsSync(join(dataDir, 'edge_demo'))) throw new Error(`bench needs the sample data: ${dataDir} is absent (set FACEFLEET_DATA_DIR)`);
 const log = (t: string): void => void process.stderr.write(`${t}\n`);
 
-const resultsPath = join(here, 'results.json');
+// A quick run is for a smoke test and its timing: it writes bench/quick/ (ignored by git) and never
+// replaces the committed full-run figures.
+const outDir = values.quick === true ? join(here, 'quick') : here;
+mkdirSync(outDir, { recursive: true });
+const resultsPath = join(outDir, 'results.json');
 const previous = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as Record<string, unknown>) : {};
 const command = `pnpm bench ${process.argv.slice(2).join(' ')}`.trim();
 const results: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString(), command };
@@ -36,23 +40,33 @@ const measured = (): { date: string; command: string; commit: unknown } => ({ da
 const threads = Number(values.threads ?? 0);
 const started = performance.now();
 const charts: Record<string, string> = {};
+const partSeconds: Record<string, number> = {};
+function partDone(part: string, t0: number): void {
+  partSeconds[part] = Math.round((performance.now() - t0) / 1000);
+  log(`bench: part ${part} took ${partSeconds[part]} s (${Math.round((performance.now() - started) / 1000)} s so far)`);
+}
 const caption = (): string[] => machineCaption(results.machine as Record<string, unknown>, command);
 
 if (parts.includes('core')) {
+  const partStarted = performance.now();
   const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
   results.core = { ...core, measured: measured() };
   results.floorRatio = core.floorRatio;
   const stages = Object.fromEntries(Object.entries(core.stagesMsPerImage).filter(([k]) => k !== 'total').map(([k, v]) => [k, v.median]));
   charts['latency-per-stage.svg'] = stageLatencyChart(stages, { title: `Latency per stage per image (${core.detector} + ${core.embedder}, demo photos)`, caption: caption() });
+  partDone('core', partStarted);
 }
 
 if (parts.includes('accuracy')) {
+  const partStarted = performance.now();
   const accuracy = await benchAccuracy(dataDir, { quick: values.quick === true, threads, log });
   results.accuracy = { ...accuracy, measured: measured() };
   Object.assign(charts, accuracyCharts(accuracy, caption()));
+  partDone('accuracy', partStarted);
 }
 
 if (parts.includes('peer') || parts.includes('peer-speed')) {
+  const partStarted = performance.now();
   // Same cores for both: all of them unless --threads says otherwise. `peer-speed` re-measures the
   // throughput on the demo photos only and keeps the LFW3D figures of the last `peer` run.
   const speedOnly = !parts.includes('peer');
@@ -66,44 +80,61 @@ if (parts.includes('peer') || parts.includes('peer-speed')) {
   results.peerRun = { ...peer, measured: measured(), ...(speedOnly ? { lfw3dMeasured: (last as { measured?: unknown } | undefined)?.measured ?? null } : {}) };
   results.peer = { ...(results.peer as object), throughputRatio: peer.throughputRatio, fastProfileThroughputRatio: peer.ours?.fastProfile?.throughputRatio ?? null, lfw3dAccuracy: peer.lfw3dAccuracy, imagesPerSec: peer.peer.imagesPerSec, backend: peer.peer.backend, threads: peer.peer.threads, version: peer.peer.version, lfw3dPairs: peer.peer.lfw3d.pairs };
   results.ours = { ...(results.ours as object), lfw3dAccuracy: peer.oursLfw3dAccuracy, imagesPerSec: peer.ours?.best?.imagesPerSec ?? peer.ours?.imagesPerSec ?? null, setup: peer.ours?.best?.setup ?? null, lfw3dPairs: peer.peer.lfw3d.pairs };
+  partDone(parts.includes('peer') ? 'peer' : 'peer-speed', partStarted);
 }
 
 if (parts.includes('identify')) {
+  const partStarted = performance.now();
   const sample = JSON.parse(readFileSync(join(here, 'lfw3d-genuine.json'), 'utf8')) as { model: string; similarities: number[] };
-  const identify = await benchIdentify({ sizes: [10_000, 100_000, 1_000_000], queries: 1000, genuine: sample.similarities, queriesAt: values.quick ? { '1000000': 300 } : {}, log });
+  const identify = await benchIdentify({ sizes: [10_000, 100_000, 1_000_000], queries: 1000, genuine: sample.similarities, queriesAt: values.quick ? { '1000000': 100 } : {}, log });
   results.identify = { ...identify, measured: measured() };
+  partDone('identify', partStarted);
 }
 
 if (parts.includes('agent')) {
+  const partStarted = performance.now();
   results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }), videosMeasured: measured() };
+  partDone('agent', partStarted);
 }
 const cli = join(here, '..', 'packages', 'cli', 'bin', 'facefleet.js');
 if (parts.includes('hub')) {
+  const partStarted = performance.now();
   const hub = await benchHub(cli, dataDir, {
     agents: 10,
     eventsPerAgent: values.quick ? 1000 : 5000,
-    syncTemplates: [10_000, 100_000],
+    syncTemplates: values.quick ? [10_000] : [10_000, 100_000],
     syncAgents: values.quick ? [10] : [10, 100],
     log,
   });
   results.hub = { ...hub, measured: measured() };
+  partDone('hub', partStarted);
 }
 if (parts.includes('scale')) {
+  const partStarted = performance.now();
   const databaseUrl = process.env.FACEFLEET_BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test';
   const scale = await benchScale(cli, { databaseUrl, agents: 10, eventsPerAgent: values.quick ? 1000 : 5000, syncTemplates: values.quick ? [10_000] : [10_000, 100_000], syncAgents: 10, log });
   results.scale = { ...scale, measured: measured() };
+  partDone('scale', partStarted);
 }
 if (parts.includes('rollout')) {
+  const partStarted = performance.now();
   results.rollout = { ...(await benchRollout(cli, { agents: 100, waves: [10, 50, 100], log })), measured: measured() };
+  partDone('rollout', partStarted);
 }
 if (parts.includes('swaps')) {
-  results.swaps = { ...(await benchSwaps(cli, { swaps: values.quick ? 12 : 50, log })), measured: measured() };
+  const partStarted = performance.now();
+  results.swaps = { ...(await benchSwaps(cli, { swaps: values.quick ? 8 : 50, log })), measured: measured() };
+  partDone('swaps', partStarted);
 }
 if (parts.includes('agent-gallery')) {
+  const partStarted = performance.now();
   results.agentGallery = { ...(await benchAgentGallery(dataDir, cli, { templates: 100_000, log })), measured: measured() };
+  partDone('agent-gallery', partStarted);
 }
 if (parts.includes('agent-rss')) {
-  results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 2 : 10, log }), rssMeasured: measured() };
+  const partStarted = performance.now();
+  results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 1 : 10, log }), rssMeasured: measured() };
+  partDone('agent-rss', partStarted);
 }
 
 const identifyNow = results.identify as IdentifyResult | undefined;
@@ -118,12 +149,15 @@ if (parts.includes('identify') && identifyNow) {
   }));
   charts['throughput-vs-gallery.svg'] = throughputChart(series, { title: 'Identify throughput vs gallery size (one thread, p50)', yLabel: 'queries/s', yLog: true, caption: caption() });
 }
-if (parts.length > 0) results.seconds = { ...(results.seconds as object), [parts.join('+')]: Math.round((performance.now() - started) / 1000) };
-mkdirSync(join(here, 'charts'), { recursive: true });
-for (const [file, svg] of Object.entries(charts)) writeFileSync(join(here, 'charts', file), svg);
+if (parts.length > 0) {
+  results.seconds = { ...(results.seconds as object), [parts.join('+')]: Math.round((performance.now() - started) / 1000) };
+  results.partSeconds = { ...(results.partSeconds as object), ...partSeconds };
+}
+mkdirSync(join(outDir, 'charts'), { recursive: true });
+for (const [file, svg] of Object.entries(charts)) writeFileSync(join(outDir, 'charts', file), svg);
 writeFileSync(resultsPath, JSON.stringify(results, null, 2) + '\n');
-writeFileSync(join(here, 'REPORT.md'), report(results));
-log(`bench: wrote ${resultsPath} and REPORT.md`);
+writeFileSync(join(outDir, 'REPORT.md'), report(results));
+log(`bench: wrote ${resultsPath} and ${join(outDir, 'REPORT.md')} in ${Math.round((performance.now() - started) / 1000)} s`);
 
 type M = { date: string; command: string; commit: unknown };
 
