@@ -239,8 +239,9 @@ describe.each(STORES.filter((s) => s.ready))('hub ($store) + two agents + the em
 describe('facefleet hub: ports and keys', () => {
   it('says in one line when a port it was told to use is taken', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'facefleet-hub-port-'));
+    let first: HubProcess | undefined;
     try {
-      const first = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', dir]);
+      first = await startHub(['--port', '0', '--mqtt-port', '0', '--data-dir', dir]);
       const port = new URL(first.base).port;
       const r = await facefleet(['hub', '--port', port, '--mqtt-port', '0', '--data-dir', join(dir, 'b')], { timeoutMs: 60_000 });
       expect(r.code).toBe(1);
@@ -252,6 +253,7 @@ describe('facefleet hub: ports and keys', () => {
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--role must be one of admin, operator, viewer/);
     } finally {
+      if (first?.proc.exitCode === null) await first.stop('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);

@@ -71,7 +71,9 @@ function checkHash(what: string, hash: string): string {
 
 /**
  * The password and ACL files for the hub user and every device with a Mosquitto hash. Pure: the
- * same accounts give the same text (sorted by id), so regenerated files diff cleanly.
+ * same accounts give the same text (sorted by id). The acl file of an unchanged fleet is identical
+ * from run to run; in passwd only the hub's own line changes (its hash is made with a fresh salt
+ * each run by writeBrokerConfig), device lines stay as the store keeps them.
  */
 export function mosquittoAuthFiles(accounts: readonly BrokerAccount[], hub: { username: string; passwordHash: string }): MosquittoAuthFiles {
   const hubUser = checkName('hub username', hub.username);
