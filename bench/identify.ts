@@ -59,6 +59,8 @@ export interface IdentifyOptions {
   queriesAt?: Record<string, number>;
   dim?: number;
   seed?: number;
+  /** The sketch index's re-rank budget (default: the product's default). */
+  sketchBudget?: number;
 }
 
 /**
@@ -84,7 +86,7 @@ export async function benchIdentify(opts: IdentifyOptions): Promise<IdentifyResu
   gc();
   const heapBefore = process.memoryUsage().heapUsed;
   const exact = new FlatIndex('bench', dim, largest);
-  const sketch = new SketchIndex('bench', { dim, capacity: largest });
+  const sketch = new SketchIndex('bench', { dim, capacity: largest, ...(opts.sketchBudget !== undefined ? { budget: opts.sketchBudget } : {}) });
   const build = { exact: 0, sketch: 0 };
   const rowBytes = Math.ceil(dim / 16) * 16 * 4;
   const sorted = [...opts.genuine].sort((a, b) => a - b);
