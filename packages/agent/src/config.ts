@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '@facefleet/protocol';
+import { ConfigError, redactUrlCredentials } from '@facefleet/protocol';
 
 export type SourceConfig =
   | { type: 'folder'; path: string; name: string; pollMs: number }
@@ -141,7 +141,7 @@ function validate(r: Raw, base: string): AgentConfig {
   if (r.mqtt !== undefined && r.mqtt !== null) {
     const m = obj(r.mqtt);
     const url = str(m.url, 'mqtt.url')!;
-    if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(url)) throw new ConfigError(`config: mqtt.url must start with mqtt://, mqtts://, ws:// or wss://, got "${url}"`);
+    if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(url)) throw new ConfigError(`config: mqtt.url must start with mqtt://, mqtts://, ws:// or wss://, got "${redactUrlCredentials(url)}"`);
     mqtt = { url, keepaliveS: num(m.keepaliveS, 'mqtt.keepaliveS', 30, 5, 3600) };
     for (const k of ['username', 'password', 'ca', 'cert', 'key'] as const) {
       const v = str(m[k], `mqtt.${k}`, { optional: true });
@@ -248,8 +248,11 @@ function source(s: unknown, i: number, base: string, c: Checkers): SourceConfig 
         fps: c.num(o.fps, `${f}.fps`, 10, 0.1, 120),
         listen: c.bool(o.listen, `${f}.listen`, false),
       };
-    case 'snapshot':
-      return { type, name, url: c.str(o.url, `${f}.url`)!, intervalMs: c.num(o.intervalMs, `${f}.intervalMs`, 1000, 50) };
+    case 'snapshot': {
+      const url = c.str(o.url, `${f}.url`)!;
+      if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new ConfigError(`config: ${f}.url must be an http:// or https:// URL, got "${redactUrlCredentials(url)}"`);
+      return { type, name, url, intervalMs: c.num(o.intervalMs, `${f}.intervalMs`, 1000, 50) };
+    }
     case 'webcam':
       return {
         type,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '@facefleet/protocol';
+import { ConfigError, redactUrlCredentials } from '@facefleet/protocol';
 
 export interface HubConfig {
   port: number;
@@ -116,7 +116,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   if (/[/#+]/.test(c.mqttShareGroup)) throw new ConfigError(`hub config: mqttShareGroup cannot contain / # or +, got "${c.mqttShareGroup}"`);
   const db = str('databaseUrl');
   if (db !== undefined && db !== '') {
-    if (!/^postgres(ql)?:\/\/./.test(db) || !URL.canParse(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${hideUrlCredentials(db)}"`);
+    if (!/^postgres(ql)?:\/\/./.test(db) || !URL.canParse(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${redactUrlCredentials(db)}"`);
     c.databaseUrl = db;
   }
   const schema = str('databaseSchema');
@@ -131,7 +131,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   }
   const url = str('mqttUrl');
   if (url !== undefined) {
-    if (!/^(mqtts?|wss?|tcp):\/\/./.test(url) || !URL.canParse(url)) throw new ConfigError(`hub config: mqttUrl must be an mqtt:// or mqtts:// URL, got "${hideUrlCredentials(url)}"`);
+    if (!/^(mqtts?|wss?|tcp):\/\/./.test(url) || !URL.canParse(url)) throw new ConfigError(`hub config: mqttUrl must be an mqtt:// or mqtts:// URL, got "${redactUrlCredentials(url)}"`);
     c.mqttUrl = url;
   }
   for (const k of ['mqttUsername', 'mqttPassword', 'detector', 'embedder'] as const) {
@@ -146,9 +146,4 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     c.mqttTlsKey = resolve(key);
   }
   return Object.freeze(c);
-}
-
-/** `scheme://user:secret@host` → `scheme://***@host`, for messages about a URL that may hold a password. */
-export function hideUrlCredentials(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
 }

@@ -3,3 +3,4 @@ export * from './embedding.js';
 export * from './topics.js';
 export * from './messages.js';
 export * from './models.js';
+export * from './redact.js';

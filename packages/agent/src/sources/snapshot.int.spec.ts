@@ -42,4 +42,32 @@ describe.runIf(hasData('edge_demo'))('SnapshotSource against a real HTTP server'
     await src.stop();
     expect(src.stats.state).toBe('stopped');
   });
+
+  it('sends credentials in the URL as Basic auth (fetch refuses them in URLs) and never logs them', async () => {
+    const jpeg = readFileSync(data('edge_demo', 'group', 'bbt1.jpg'));
+    const seen: (string | undefined)[] = [];
+    let failing = false;
+    server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      if (failing || req.headers.authorization !== `Basic ${Buffer.from('admin:p@ss:w0rd').toString('base64')}`) res.writeHead(401).end();
+      else res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpeg);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const errors: string[] = [];
+    const frames: Frame[] = [];
+    const src = new SnapshotSource('cam', `http://admin:p%40ss%3Aw0rd@127.0.0.1:${port}/snap.jpg`, 50, (m) => errors.push(m));
+    src.start((f) => {
+      frames.push(f);
+      return Promise.resolve();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(frames.length).toBeGreaterThanOrEqual(1);
+    failing = true;
+    await new Promise((r) => setTimeout(r, 300));
+    await src.stop();
+    expect(seen[0]).toBe(`Basic ${Buffer.from('admin:p@ss:w0rd').toString('base64')}`);
+    expect(errors[0]).toBe(`snapshot http://***@127.0.0.1:${port}/snap.jpg: HTTP 401`);
+    expect(errors.join('\n')).not.toContain('w0rd');
+  });
 });

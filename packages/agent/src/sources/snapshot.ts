@@ -1,3 +1,4 @@
+import { redactUrlCredentials } from '@facefleet/protocol';
 import { pollFrames } from './poll.js';
 import type { Emit, FrameSource, SourceStats } from './source.js';
 
@@ -7,13 +8,24 @@ export class SnapshotSource implements FrameSource {
   readonly stats: SourceStats = { frames: 0, errors: 0, restarts: 0, state: 'starting' };
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
+  /** The URL without credentials (fetch refuses them in URLs), and them as Basic auth. */
+  private readonly target: string;
+  private readonly headers: Record<string, string> = {};
 
   constructor(
     readonly name: string,
     private readonly url: string,
     private readonly intervalMs: number,
     private readonly onError: (message: string) => void,
-  ) {}
+  ) {
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      this.headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      u.username = '';
+      u.password = '';
+    }
+    this.target = u.toString();
+  }
 
   start(emit: Emit): void {
     this.loop = this.run(emit);
@@ -28,11 +40,11 @@ export class SnapshotSource implements FrameSource {
         stats: this.stats,
         capture: async () => {
           const timeout = AbortSignal.timeout(Math.max(2000, this.intervalMs * 2));
-          const res = await fetch(this.url, { signal: AbortSignal.any([this.abort.signal, timeout]) });
+          const res = await fetch(this.target, { headers: this.headers, signal: AbortSignal.any([this.abort.signal, timeout]) });
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           return new Uint8Array(await res.arrayBuffer());
         },
-        describeError: (err) => `snapshot ${this.url}: ${err.message}`,
+        describeError: (err) => redactUrlCredentials(`snapshot ${this.url}: ${err.message}`),
         onError: this.onError,
       },
       emit,

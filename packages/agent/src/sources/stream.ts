@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { redactUrlCredentials } from '@facefleet/protocol';
 import { Backoff, sleep, type Emit, type FrameSource, type SourceStats } from './source.js';
 
 /**
@@ -39,7 +40,7 @@ export class StreamSource implements FrameSource {
         this.stats.state = 'ended';
         return;
       }
-      if (code !== 0 || framesThisRun === 0) this.fail(`ffmpeg exited with ${code ?? 'a signal'} on ${this.url}`);
+      if (code !== 0 || framesThisRun === 0) this.fail(`ffmpeg exited with ${code ?? 'a signal'} on ${redactUrlCredentials(this.url)}`);
       this.stats.state = 'backoff';
       this.stats.restarts++;
       await sleep(backoff.next(), this.abort.signal);
@@ -92,7 +93,8 @@ export class StreamSource implements FrameSource {
       });
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (text: string) => {
-        for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.fail(`ffmpeg: ${line.trim()}`);
+        // ffmpeg quotes the input URL in its errors: a camera's password must not reach the log.
+        for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.fail(`ffmpeg: ${redactUrlCredentials(line.trim())}`);
       });
       child.on('close', (code) => resolve({ code, framesThisRun }));
     });
