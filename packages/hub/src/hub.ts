@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assignUnique, decide, FlatIndex } from '@facefleet/gallery';
@@ -10,6 +10,7 @@ import { EmbeddedBroker, ExternalBroker, type BrokerPort } from './mqtt/broker.j
 import type { HubConfig } from './config.js';
 import { entryOf, loadSigningKey, ModelsService } from './models.service.js';
 import { RolloutsService } from './rollouts.service.js';
+import { readOrCreateSecret } from './secret-file.js';
 import { openStore } from './store/open.js';
 import { DEFAULT_GALLERY, type HubStore } from './store/ports.js';
 import { SNAPSHOT_AFTER, SyncService } from './sync.service.js';
@@ -31,11 +32,9 @@ export function cropKey(dataDir: string): Buffer {
     return key;
   }
   const path = join(dataDir, 'crop-key');
-  if (!existsSync(path)) {
-    writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600 });
-    chmodSync(path, 0o600);
-  }
-  return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+  const key = Buffer.from(readOrCreateSecret(path, () => randomBytes(32).toString('base64')).toString('utf8').trim(), 'base64');
+  if (key.length !== 32) throw new ConfigError(`${path} does not hold a 32-byte key in base64`);
+  return key;
 }
 
 /**

@@ -1,20 +1,17 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ConfigError, ConflictError, DecodeError, keyIdOf, modelManifest, NotFoundError, signModel, type ModelRef } from '@facefleet/protocol';
 import { loadManifest, makeSelfTest, modelsDir, type ModelEntry } from '@facefleet/vision';
+import { readOrCreateSecret } from './secret-file.js';
 import type { ModelRow, ModelsRepo } from './store/ports.js';
 
 /** The hub's Ed25519 signing key (PKCS#8 PEM in the data dir, made on first start, readable by the owner only). */
 export function loadSigningKey(dataDir: string): KeyObject {
   const path = join(dataDir, 'signing-key.pem');
-  if (!existsSync(path)) {
-    const { privateKey } = generateKeyPairSync('ed25519');
-    writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    chmodSync(path, 0o600);
-  }
+  const pem = readOrCreateSecret(path, () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
   try {
-    return createPrivateKey(readFileSync(path));
+    return createPrivateKey(pem);
   } catch (err) {
     throw new ConfigError(`cannot read the hub's signing key ${path}: ${(err as Error).message}`);
   }
