@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -261,8 +261,9 @@ describe('facefleet hub: ports and keys', () => {
 
 describe('facefleet hub: flags, verbs and exit codes', () => {
   let dir: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'facefleet-hub-flags-'));
+    await createKey(dir, 'admin'); // a SQLite hub in dir, for the broker-config cases
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -285,6 +286,14 @@ describe('facefleet hub: flags, verbs and exit codes', () => {
       [['--database-url', 'postgres://u:hunter2-secret@bad host/db'], /databaseUrl must be a postgres:\/\/ URL/],
       [['--database-url', 'postgres://127.0.0.1/test', '--database-schema', 'Bad-Name'], /databaseSchema must be a lower-case SQL identifier/],
       [['--mqtt-url', 'http://u:hunter2-secret@broker'], /mqttUrl must be an mqtt:\/\/ or mqtts:\/\/ URL, got "http:\/\/\*\*\*@broker"/],
+      // Passwords that do not parse in a URL, or a malformed escape: still refused with the field named, never shown.
+      [['--mqtt-url', 'mqtt://u:hunter2#x@127.0.0.1:1'], /mqttUrl must be an mqtt:\/\/ or mqtts:\/\/ URL, got "mqtt:\/\/\*\*\*@127\.0\.0\.1:1"/],
+      [['--mqtt-url', 'mqtt://u:hunter2%zz@127.0.0.1:1'], /mqttUrl must be/],
+      [['--database-url', 'postgres://u:hunter2/x@127.0.0.1:1/db'], /databaseUrl must be a postgres:\/\/ URL, got "postgres:\/\/\*\*\*@127\.0\.0\.1:1\/db"/],
+      [['--port', ''], /port must be an integer from 0 to 65535, got ""/],
+      [['--port', '-1'], /--port: a value starting with "-" is not allowed here/],
+      [['--database-schema', 'hub_a'], /databaseSchema needs databaseUrl/],
+      [['--database-url', 'postgres://127.0.0.1/test', '--database-schema', ''], /databaseSchema must be a lower-case SQL identifier, got ""/],
     ];
     for (const [flags, message] of cases) {
       const r = await facefleet(['hub', 'create-key', '--data-dir', dir, '--role', 'admin', ...flags]);
@@ -308,6 +317,30 @@ describe('facefleet hub: flags, verbs and exit codes', () => {
       const r = await facefleet(argv);
       expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(message)]);
     }
+  });
+
+  it('admin verbs refuse to guess the store: none named, a data dir with no hub, or files that would lock every device out', async () => {
+    const cwd = join(dir, 'elsewhere');
+    mkdirSync(cwd);
+    const none = await facefleet(['hub', 'create-key', '--role', 'admin'], { cwd });
+    expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/create-key needs the hub's store: --data-dir <dir> \(a SQLite hub\) or --database-url <url>/)]);
+    expect(existsSync(join(cwd, 'hub-data'))).toBe(false);
+    const typo = await facefleet(['hub', 'broker-config', '--data-dir', join(dir, 'typo'), '--out', join(dir, 'b2'), '--hub-username', 'hub', '--hub-password', 'pw']);
+    expect([typo.code, typo.stderr]).toEqual([2, expect.stringMatching(/no hub at .*typo\/hub\.db \(a wrong --data-dir\?\)/)]);
+    expect(existsSync(join(dir, 'typo'))).toBe(false);
+    const migrate = await facefleet(['hub', 'migrate', '--data-dir', join(dir, 'typo'), '--database-url', 'postgres://127.0.0.1:1/x']);
+    expect([migrate.code, migrate.stderr]).toEqual([2, expect.stringMatching(/no SQLite hub database at .*typo\/hub\.db/)]);
+    // A passwd that lists devices, and a store with none (the wrong one): refused unless --force.
+    const out = join(dir, 'broker-lockout');
+    mkdirSync(out);
+    writeFileSync(join(out, 'passwd'), 'hub:$7$101$abc$def\ndev-1:$7$101$abc$def\ndev-2:$7$101$abc$def\n');
+    const argv = ['hub', 'broker-config', '--data-dir', dir, '--out', out, '--hub-username', 'hub', '--hub-password', 'pw'];
+    const refused = await facefleet(argv);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/has no devices, but .*passwd lists 2: wrong store\? \(--force/)]);
+    expect(readFileSync(join(out, 'passwd'), 'utf8')).toContain('dev-2:');
+    const forced = await facefleet([...argv, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(join(out, 'passwd'), 'utf8')).not.toContain('dev-2:');
   });
 
   it('broker-config keeps an operator-edited mosquitto.conf and replaces passwd and acl', async () => {

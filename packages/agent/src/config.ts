@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, redactUrlCredentials } from '@facefleet/protocol';
+import { ConfigError, isUsableUrl, redactUrl } from '@facefleet/protocol';
 
 export type SourceConfig =
   | { type: 'folder'; path: string; name: string; pollMs: number }
@@ -141,7 +141,9 @@ function validate(r: Raw, base: string): AgentConfig {
   if (r.mqtt !== undefined && r.mqtt !== null) {
     const m = obj(r.mqtt);
     const url = str(m.url, 'mqtt.url')!;
-    if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(url)) throw new ConfigError(`config: mqtt.url must start with mqtt://, mqtts://, ws:// or wss://, got "${redactUrlCredentials(url)}"`);
+    if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(url)) throw new ConfigError(`config: mqtt.url must start with mqtt://, mqtts://, ws:// or wss://, got "${redactUrl(url)}"`);
+    // Credentials go in mqtt.username/password; in the URL a password with # / ? or a space does not parse.
+    if (!isUsableUrl(url)) throw new ConfigError(`config: mqtt.url is not a valid URL (put credentials in mqtt.username and mqtt.password), got "${redactUrl(url)}"`);
     mqtt = { url, keepaliveS: num(m.keepaliveS, 'mqtt.keepaliveS', 30, 5, 3600) };
     for (const k of ['username', 'password', 'ca', 'cert', 'key'] as const) {
       const v = str(m[k], `mqtt.${k}`, { optional: true });
@@ -250,7 +252,7 @@ function source(s: unknown, i: number, base: string, c: Checkers): SourceConfig 
       };
     case 'snapshot': {
       const url = c.str(o.url, `${f}.url`)!;
-      if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new ConfigError(`config: ${f}.url must be an http:// or https:// URL, got "${redactUrlCredentials(url)}"`);
+      if (!/^https?:\/\//i.test(url) || !isUsableUrl(url)) throw new ConfigError(`config: ${f}.url must be an http:// or https:// URL, got "${redactUrl(url)}"`);
       return { type, name, url, intervalMs: c.num(o.intervalMs, `${f}.intervalMs`, 1000, 50) };
     }
     case 'webcam':

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, redactUrlCredentials } from '@facefleet/protocol';
+import { ConfigError, isUsableUrl, redactUrl } from '@facefleet/protocol';
 
 export interface HubConfig {
   port: number;
@@ -35,6 +35,8 @@ export interface HubConfig {
   databaseSchema?: string;
   /** With mqttUrl: the shared-subscription group hub replicas ingest device messages in ('' = plain subscriptions). */
   mqttShareGroup: string;
+  /** Keys set by the config file, the environment or a flag (the rest are defaults). */
+  explicit?: readonly string[];
 }
 
 /** Relative to the working directory. */
@@ -83,8 +85,10 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
   const known = new Set([...Object.keys(DEFAULTS), 'mqttUrl', 'mqttUsername', 'mqttPassword', 'mqttTlsCert', 'mqttTlsKey', 'detector', 'embedder', 'publicUrl', 'databaseUrl', 'databaseSchema']);
   for (const k of Object.keys(merged)) if (!known.has(k)) throw new ConfigError(`hub config: unknown key "${k}"`);
+  const explicit = [...new Set([...Object.keys(fromFile), ...Object.entries(envMap).filter(([, v]) => v !== undefined && v !== '').map(([k]) => k), ...Object.entries(flags).filter(([, v]) => v !== undefined).map(([k]) => k)])];
   const int = (k: keyof HubConfig, min: number, max: number): number => {
-    const n = Number(merged[k]);
+    const raw = merged[k];
+    const n = typeof raw === 'string' && raw.trim() === '' ? Number.NaN : Number(raw);
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`hub config: ${k} must be an integer from ${min} to ${max}, got ${JSON.stringify(merged[k])}`);
     return n;
   };
@@ -116,12 +120,13 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   if (/[/#+]/.test(c.mqttShareGroup)) throw new ConfigError(`hub config: mqttShareGroup cannot contain / # or +, got "${c.mqttShareGroup}"`);
   const db = str('databaseUrl');
   if (db !== undefined && db !== '') {
-    if (!/^postgres(ql)?:\/\/./.test(db) || !URL.canParse(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${redactUrlCredentials(db)}"`);
+    if (!/^postgres(ql)?:\/\/./.test(db) || !isUsableUrl(db)) throw new ConfigError(`hub config: databaseUrl must be a postgres:// URL, got "${redactUrl(db)}"`);
     c.databaseUrl = db;
   }
   const schema = str('databaseSchema');
-  if (schema !== undefined && schema !== '') {
+  if (schema !== undefined && (schema !== '' || flags.databaseSchema !== undefined)) {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`hub config: databaseSchema must be a lower-case SQL identifier, got "${schema}"`);
+    if (c.databaseUrl === undefined) throw new ConfigError('hub config: databaseSchema needs databaseUrl (a schema is a PostgreSQL setting; the SQLite hub lives in dataDir)');
     c.databaseSchema = schema;
   }
   const publicUrl = str('publicUrl');
@@ -131,7 +136,7 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   }
   const url = str('mqttUrl');
   if (url !== undefined) {
-    if (!/^(mqtts?|wss?|tcp):\/\/./.test(url) || !URL.canParse(url)) throw new ConfigError(`hub config: mqttUrl must be an mqtt:// or mqtts:// URL, got "${redactUrlCredentials(url)}"`);
+    if (!/^(mqtts?|wss?|tcp):\/\/./.test(url) || !isUsableUrl(url)) throw new ConfigError(`hub config: mqttUrl must be an mqtt:// or mqtts:// URL, got "${redactUrl(url)}"`);
     c.mqttUrl = url;
   }
   for (const k of ['mqttUsername', 'mqttPassword', 'detector', 'embedder'] as const) {
@@ -145,5 +150,6 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
     c.mqttTlsCert = resolve(cert);
     c.mqttTlsKey = resolve(key);
   }
+  c.explicit = explicit;
   return Object.freeze(c);
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, FacefleetError } from '@facefleet/protocol';
 import { DEFAULT_DATA_DIR, loadHubConfig, type HubConfig } from './config.js';
@@ -13,7 +14,7 @@ import { ROLES, type HubStore, type Role } from './store/ports.js';
 const USAGE = `usage: facefleet hub [--config hub.yaml] [--port <http>] [--mqtt-port <mqtt>] [--data-dir <dir>] [--host <addr>]
                      [--database-url <postgres url>] [--database-schema <name>] [--mqtt-url <url>]
        facefleet hub create-key (--data-dir <dir> | --database-url <url>) --role admin|operator|viewer
-       facefleet hub broker-config --out <dir> (--data-dir <dir> | --database-url <url>) --hub-username <name> --hub-password <secret> [--broker-port <port>]
+       facefleet hub broker-config --out <dir> (--data-dir <dir> | --database-url <url>) --hub-username <name> --hub-password <secret> [--broker-port <port>] [--force]
        facefleet hub migrate --data-dir <dir with hub.db> --database-url <url> [--database-schema <name>]   (copy a SQLite hub into PostgreSQL)
 Exit codes: 0 success, 2 bad flags, config or usage, 1 anything else (a taken port, an unreachable database or broker).`;
 
@@ -39,6 +40,7 @@ const OPTIONS = {
   'broker-port': { type: 'string' },
   host: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  force: { type: 'boolean' },
 } as const;
 
 const VERBS = ['create-key', 'broker-config', 'migrate'] as const;
@@ -49,7 +51,11 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    io.err(`facefleet hub: ${(err as Error).message.split('\n')[0] ?? ''}\n${USAGE}`);
+    let message = (err as Error).message.split('\n')[0] ?? '';
+    // parseArgs reads `--port -1` as an option where a value was expected.
+    const ambiguous = /^Option '(--[a-z-]+)' argument is ambiguous/.exec(message);
+    if (ambiguous) message = `${ambiguous[1]!}: a value starting with "-" is not allowed here (a negative number?)`;
+    io.err(`facefleet hub: ${message}\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -83,10 +89,15 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
     return 2;
   }
   try {
+    if ((verb === 'create-key' || verb === 'broker-config') && config.databaseUrl === undefined && !(config.explicit ?? []).includes('dataDir')) {
+      throw new FacefleetError('usage', `${verb} needs the hub's store: --data-dir <dir> (a SQLite hub) or --database-url <url>`);
+    }
     if (verb === 'create-key') return await createKey(config, values.role, io);
     if (verb === 'broker-config') return await brokerConfig(config, values, io);
     if (verb === 'migrate') return await migrate(config, io);
-    return await serve(config, { portGiven: values.port !== undefined, mqttPortGiven: values['mqtt-port'] !== undefined }, io);
+    // A port set by a flag, the config file or the environment must be free; only a default falls back.
+    const explicit = config.explicit ?? [];
+    return await serve(config, { portGiven: explicit.includes('port'), mqttPortGiven: explicit.includes('mqttPort') }, io);
   } catch (err) {
     io.err(`facefleet hub: ${(err as Error).message.split('\n')[0] ?? ''}`);
     return err instanceof FacefleetError && err.code === 'usage' ? 2 : 1;
@@ -118,7 +129,7 @@ async function createKey(config: HubConfig, role: string | undefined, io: HubIo)
 }
 
 /** Password and ACL files for an external Mosquitto, from the devices in the store. */
-async function brokerConfig(config: HubConfig, values: { out?: string | undefined; 'hub-username'?: string | undefined; 'hub-password'?: string | undefined; 'broker-port'?: string | undefined }, io: HubIo): Promise<number> {
+async function brokerConfig(config: HubConfig, values: { out?: string | undefined; 'hub-username'?: string | undefined; 'hub-password'?: string | undefined; 'broker-port'?: string | undefined; force?: boolean | undefined }, io: HubIo): Promise<number> {
   const username = values['hub-username'] ?? config.mqttUsername;
   const password = values['hub-password'] ?? config.mqttPassword;
   if (values.out === undefined || values.out === '') throw new FacefleetError('usage', '--out <dir> is required (where passwd, acl and mosquitto.conf are written)');
@@ -128,8 +139,17 @@ async function brokerConfig(config: HubConfig, values: { out?: string | undefine
   if (rawPort !== undefined && (!/^[0-9]{1,5}$/.test(rawPort) || Number(rawPort) < 1 || Number(rawPort) > 65535)) {
     throw new FacefleetError('usage', `--broker-port must be a port number from 1 to 65535, got "${rawPort}"`);
   }
+  if (config.databaseUrl === undefined && !existsSync(join(config.dataDir, 'hub.db'))) {
+    throw new FacefleetError('usage', `no hub at ${join(config.dataDir, 'hub.db')} (a wrong --data-dir?): broker-config reads the devices of an existing hub`);
+  }
   const store = await openAdminStore(config);
   try {
+    // Files naming devices replaced by files naming none: most likely the wrong store (a typo in
+    // --data-dir or --database-schema), and after the SIGHUP no device could log in.
+    const previous = devicesIn(join(values.out, 'passwd'), username);
+    if (previous > 0 && (await store.devices.brokerAccounts()).length === 0 && values.force !== true) {
+      throw new FacefleetError('usage', `${config.databaseUrl !== undefined ? 'that database' : config.dataDir} has no devices, but ${join(values.out, 'passwd')} lists ${previous}: wrong store? (--force writes the files anyway, locking every device out)`);
+    }
     const r = await writeBrokerConfig(store, values.out, { username, password }, rawPort !== undefined ? { port: Number(rawPort) } : {});
     io.out(r.files.join('\n'));
     const conf = r.confKept ? `; kept your ${r.conf} (delete it to have it written again${rawPort !== undefined ? `, e.g. for --broker-port ${rawPort}` : ''})` : '';
@@ -150,9 +170,21 @@ async function brokerConfig(config: HubConfig, values: { out?: string | undefine
   }
 }
 
+/** Device accounts in an existing Mosquitto password file (0 when there is none). */
+function devicesIn(passwd: string, hubUser: string): number {
+  try {
+    return readFileSync(passwd, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(':') && !line.startsWith(`${hubUser}:`) && !line.startsWith('#')).length;
+  } catch {
+    return 0;
+  }
+}
+
 /** Copy the SQLite hub in --data-dir into the PostgreSQL database at --database-url. */
 async function migrate(config: HubConfig, io: HubIo): Promise<number> {
   if (config.databaseUrl === undefined) throw new FacefleetError('usage', 'migrate needs --database-url <postgres url> (the target) and --data-dir <dir> (the SQLite hub)');
+  if (!existsSync(join(config.dataDir, 'hub.db'))) throw new FacefleetError('usage', `no SQLite hub database at ${join(config.dataDir, 'hub.db')} (migrate copies the hub in --data-dir)`);
   const { copySqliteToPostgres } = await import('./store/copy.js');
   const counts = await copySqliteToPostgres(join(config.dataDir, 'hub.db'), config.databaseUrl, {
     log: (m) => io.err(`migrate: ${m}`),

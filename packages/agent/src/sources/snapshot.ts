@@ -44,7 +44,8 @@ export class SnapshotSource implements FrameSource {
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           return new Uint8Array(await res.arrayBuffer());
         },
-        describeError: (err) => redactUrlCredentials(`snapshot ${this.url}: ${err.message}`),
+        // fetch's own message is "fetch failed"; the cause says why (refused, timed out, bad certificate).
+        describeError: (err) => redactUrlCredentials(`snapshot ${this.url}: ${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`, [this.url]),
         onError: this.onError,
       },
       emit,

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { redactUrlCredentials } from '@facefleet/protocol';
+import { redactUrl, redactUrlCredentials } from '@facefleet/protocol';
 import { Backoff, sleep, type Emit, type FrameSource, type SourceStats } from './source.js';
 
 /**
@@ -40,7 +40,7 @@ export class StreamSource implements FrameSource {
         this.stats.state = 'ended';
         return;
       }
-      if (code !== 0 || framesThisRun === 0) this.fail(`ffmpeg exited with ${code ?? 'a signal'} on ${redactUrlCredentials(this.url)}`);
+      if (code !== 0 || framesThisRun === 0) this.fail(`ffmpeg exited with ${code ?? 'a signal'} on ${redactUrl(this.url)}`);
       this.stats.state = 'backoff';
       this.stats.restarts++;
       await sleep(backoff.next(), this.abort.signal);
@@ -94,7 +94,7 @@ export class StreamSource implements FrameSource {
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (text: string) => {
         // ffmpeg quotes the input URL in its errors: a camera's password must not reach the log.
-        for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.fail(`ffmpeg: ${redactUrlCredentials(line.trim())}`);
+        for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.fail(`ffmpeg: ${redactUrlCredentials(line.trim(), [this.url])}`);
       });
       child.on('close', (code) => resolve({ code, framesThisRun }));
     });

@@ -35,10 +35,12 @@ class HubModule {
  * port is left out: startHttp turns it into one clear ConfigError line.
  */
 class NestLog implements LoggerService {
+  /** While listening: a failure is reported once, by startHttp, as a ConfigError. */
+  quiet = false;
   constructor(private readonly sink: (msg: string) => void) {}
   private line(level: string, message: unknown, rest: unknown[]): void {
     const text = message instanceof Error ? message.message : String(message);
-    if (/EADDRINUSE/.test(text) || rest.some((r) => typeof r === 'string' && /EADDRINUSE/.test(r))) return;
+    if (this.quiet || /EADDRINUSE/.test(text) || rest.some((r) => typeof r === 'string' && /EADDRINUSE/.test(r))) return;
     const context = rest.at(-1);
     this.sink(`${level}${typeof context === 'string' && context !== '' ? ` [${context}]` : ''}: ${text}`);
   }
@@ -53,7 +55,8 @@ class NestLog implements LoggerService {
 
 /** The HTTP side: Nest on express, /api/v1 routes, OpenAPI at /api/openapi.json and UI at /api/docs. */
 export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port: number }> {
-  const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: new NestLog(hub.log), bodyParser: false });
+  const nestLog = new NestLog(hub.log);
+  const app = await NestFactory.create<NestExpressApplication>(HubModule.with(hub), { logger: nestLog, bodyParser: false });
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalFilters(new ErrorsFilter(hub.log));
   const doc = SwaggerModule.createDocument(
@@ -67,11 +70,16 @@ export async function startHttp(hub: Hub): Promise<{ app: INestApplication; port
   );
   SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json' });
   try {
+    nestLog.quiet = true;
     await app.listen(hub.config.port, hub.config.host);
   } catch (err) {
     await app.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new ConfigError(`HTTP port ${hub.config.port} on ${hub.config.host} is already in use (choose another with --port)`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ConfigError(`HTTP port ${hub.config.port} on ${hub.config.host} is already in use (choose another with --port)`);
+    if (code !== undefined) throw new ConfigError(`cannot listen for HTTP on ${hub.config.host}:${hub.config.port} (${code}: ${(err as Error).message}); check --host and --port`);
     throw err;
+  } finally {
+    nestLog.quiet = false;
   }
   const address = app.getHttpServer().address() as { port: number };
   return { app, port: address.port };

@@ -12,6 +12,6 @@ export class HealthController {
   @Get('healthz')
   @Public()
   async health() {
-    return { status: 'ok', replica: this.hub.replicaId, leader: this.hub.leader, store: this.hub.store.engine, mqtt: this.hub.broker.url, ...(await this.hub.subjects.count()), events: await this.hub.events.count(), ingest: { ingested: this.hub.ingest.ingested, duplicates: this.hub.ingest.duplicates, dropped: this.hub.ingest.dropped } };
+    return { status: this.hub.broker.connected ? 'ok' : 'degraded', replica: this.hub.replicaId, leader: this.hub.leader, store: this.hub.store.engine, mqtt: this.hub.broker.url, mqttConnected: this.hub.broker.connected, ...(await this.hub.subjects.count()), events: await this.hub.events.count(), ingest: { ingested: this.hub.ingest.ingested, duplicates: this.hub.ingest.duplicates, dropped: this.hub.ingest.dropped } };
   }
 }

@@ -3,13 +3,15 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ConfigError, parseDeviceTopic, TOPIC_ROOT } from '@facefleet/protocol';
+import { ConfigError, isUsableUrl, parseDeviceTopic, redactUrl, TOPIC_ROOT } from '@facefleet/protocol';
 
 export type Handler = (topic: string, payload: Buffer) => void;
 
 /** What the hub needs from a broker; one embedded (aedes) and one external (mqtt.js) implementation. */
 export interface BrokerPort {
   readonly url: string;
+  /** The hub's own link to the broker is up (always, for the embedded one). */
+  readonly connected: boolean;
   publish(topic: string, payload: string | Buffer, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
   subscribe(pattern: string, handler: Handler): Promise<void>;
   /** Cut a device's live connection (after revocation). */
@@ -55,6 +57,8 @@ export class EmbeddedBroker implements BrokerPort {
   get url(): string {
     return `${this.tls ? 'mqtts' : 'mqtt'}://${this.host}:${this.port}`;
   }
+
+  readonly connected = true;
 
   /** `tls`: PEM files of the broker's certificate and key; devices then connect with mqtts://. */
   static async start(port: number, host: string, access: DeviceAccess, log: (msg: string) => void, tls?: { cert: string; key: string }): Promise<EmbeddedBroker> {
@@ -169,12 +173,8 @@ export class EmbeddedBroker implements BrokerPort {
  * /healthz and hands to devices) and the decoded credentials (what only the hub's own client uses).
  */
 export function splitBrokerCredentials(url: string): { url: string; username?: string; password?: string } {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`mqttUrl is not a valid URL: ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
-  }
+  if (!isUsableUrl(url)) throw new ConfigError(`mqttUrl is not a valid URL: ${redactUrl(url)}`);
+  const parsed = new URL(url);
   if (parsed.username === '' && parsed.password === '') return { url };
   const username = decodeURIComponent(parsed.username);
   const password = decodeURIComponent(parsed.password);
@@ -217,6 +217,10 @@ export class ExternalBroker implements BrokerPort {
     } catch (err) {
       throw new ConfigError(`cannot connect to MQTT broker ${bare}: ${(err as Error).message.split(pass || '\u0000').join('***')}`);
     }
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
   }
 
   async publish(topic: string, payload: string | Buffer, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
