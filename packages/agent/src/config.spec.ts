@@ -40,6 +40,8 @@ describe('agent config', () => {
     ['deviceId: a\ndataDir: d\nsources: []\nhealth: {port: 70000}\n', 'health.port must be a number from 0 to 65535'],
     ['deviceId: a\ndataDir: d\nsources: []\nmqtt: {url: "http://x"}\n', 'mqtt.url must start with mqtt://'],
     ['deviceId: a\ndataDir: d\nsources: []\nmqtt: {url: "http://u:hunter2@x"}\n', 'got "http://***@x"'],
+    ['deviceId: a\ndataDir: d\nsources: []\nmqtt: {url: "mqtt://door-1:hun#ter2@127.0.0.1:1"}\n', 'mqtt.url is not a valid URL (put credentials in mqtt.username and mqtt.password), got "mqtt://***@127.0.0.1:1"'],
+    ['deviceId: a\ndataDir: d\nsources:\n  - {type: snapshot, url: "http://admin:pa#ss1@cam/s.jpg"}\n', 'sources[0].url must be an http:// or https:// URL, got "http://***@cam/s.jpg"'],
     ['deviceId: a\ndataDir: d\nsources:\n  - {type: snapshot, url: "rtsp://admin:hunter2@cam/1"}\n', 'sources[0].url must be an http:// or https:// URL, got "rtsp://***@cam/1"'],
     ['deviceId: a\ndataDir: d\nsources: []\nrecognition: {unknownEvents: "yes"}\n', 'recognition.unknownEvents must be true or false'],
     ['deviceId: a\ndataDir: d\nsources: []\ncamera: 1\n', 'unknown key "camera"'],
