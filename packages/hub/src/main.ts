@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, FacefleetError } from '@facefleet/protocol';
-import { DEFAULT_DATA_DIR, loadHubConfig, type HubConfig } from './config.js';
+import { loadHubConfig, type HubConfig } from './config.js';
 import type { INestApplication } from '@nestjs/common';
 import { startHttp } from './http/app.js';
 import { Hub } from './hub.js';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { writeBrokerConfig } from './mqtt/mosquitto.js';
 import { openStore } from './store/open.js';
 import { ROLES, type HubStore, type Role } from './store/ports.js';
@@ -111,7 +111,7 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
  * (signing and crop keys) as a hub would, so replicas sharing it never race to create the keys.
  */
 async function openAdminStore(config: HubConfig): Promise<HubStore> {
-  if (config.databaseUrl !== undefined && config.dataDir === resolve(DEFAULT_DATA_DIR)) return openStore(config, randomBytes(32), () => undefined);
+  if (config.databaseUrl !== undefined && !(config.explicit ?? []).includes('dataDir')) return openStore(config, randomBytes(32), () => undefined);
   return (await Hub.openStore(config)).store;
 }
 
