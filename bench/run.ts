@@ -41,32 +41,32 @@ const threads = Number(values.threads ?? 0);
 const started = performance.now();
 const charts: Record<string, string> = {};
 const partSeconds: Record<string, number> = {};
-function partDone(part: string, t0: number): void {
-  partSeconds[part] = Math.round((performance.now() - t0) / 1000);
-  log(`bench: part ${part} took ${partSeconds[part]} s (${Math.round((performance.now() - started) / 1000)} s so far)`);
+/** Runs a part when asked for (the first of `names` asked names it), and logs and keeps its time. */
+async function part(names: string | string[], body: () => Promise<void>): Promise<void> {
+  const name = [names].flat().find((n) => parts.includes(n));
+  if (name === undefined) return;
+  const t0 = performance.now();
+  await body();
+  partSeconds[name] = Math.round((performance.now() - t0) / 1000);
+  log(`bench: part ${name} took ${partSeconds[name]} s (${Math.round((performance.now() - started) / 1000)} s so far)`);
 }
 const caption = (): string[] => machineCaption(results.machine as Record<string, unknown>, command);
 
-if (parts.includes('core')) {
-  const partStarted = performance.now();
+await part('core', async () => {
   const core = await benchCore(dataDir, { passes: values.quick ? 2 : 5, threads, log });
   results.core = { ...core, measured: measured() };
   results.floorRatio = core.floorRatio;
   const stages = Object.fromEntries(Object.entries(core.stagesMsPerImage).filter(([k]) => k !== 'total').map(([k, v]) => [k, v.median]));
   charts['latency-per-stage.svg'] = stageLatencyChart(stages, { title: `Latency per stage per image (${core.detector} + ${core.embedder}, demo photos)`, caption: caption() });
-  partDone('core', partStarted);
-}
+});
 
-if (parts.includes('accuracy')) {
-  const partStarted = performance.now();
+await part('accuracy', async () => {
   const accuracy = await benchAccuracy(dataDir, { quick: values.quick === true, threads, log });
   results.accuracy = { ...accuracy, measured: measured() };
   Object.assign(charts, accuracyCharts(accuracy, caption()));
-  partDone('accuracy', partStarted);
-}
+});
 
-if (parts.includes('peer') || parts.includes('peer-speed')) {
-  const partStarted = performance.now();
+await part(['peer', 'peer-speed'], async () => {
   // Same cores for both: all of them unless --threads says otherwise. `peer-speed` re-measures the
   // throughput on the demo photos only and keeps the LFW3D figures of the last `peer` run.
   const speedOnly = !parts.includes('peer');
@@ -80,25 +80,19 @@ if (parts.includes('peer') || parts.includes('peer-speed')) {
   results.peerRun = { ...peer, measured: measured(), ...(speedOnly ? { lfw3dMeasured: (last as { measured?: unknown } | undefined)?.measured ?? null } : {}) };
   results.peer = { ...(results.peer as object), throughputRatio: peer.throughputRatio, fastProfileThroughputRatio: peer.ours?.fastProfile?.throughputRatio ?? null, lfw3dAccuracy: peer.lfw3dAccuracy, imagesPerSec: peer.peer.imagesPerSec, backend: peer.peer.backend, threads: peer.peer.threads, version: peer.peer.version, lfw3dPairs: peer.peer.lfw3d.pairs };
   results.ours = { ...(results.ours as object), lfw3dAccuracy: peer.oursLfw3dAccuracy, imagesPerSec: peer.ours?.best?.imagesPerSec ?? peer.ours?.imagesPerSec ?? null, setup: peer.ours?.best?.setup ?? null, lfw3dPairs: peer.peer.lfw3d.pairs };
-  partDone(parts.includes('peer') ? 'peer' : 'peer-speed', partStarted);
-}
+});
 
-if (parts.includes('identify')) {
-  const partStarted = performance.now();
+await part('identify', async () => {
   const sample = JSON.parse(readFileSync(join(here, 'lfw3d-genuine.json'), 'utf8')) as { model: string; similarities: number[] };
   const identify = await benchIdentify({ sizes: [10_000, 100_000, 1_000_000], queries: 1000, genuine: sample.similarities, queriesAt: values.quick ? { '1000000': 100 } : {}, log });
   results.identify = { ...identify, measured: measured() };
-  partDone('identify', partStarted);
-}
+});
 
-if (parts.includes('agent')) {
-  const partStarted = performance.now();
+await part('agent', async () => {
   results.agent = { ...(results.agent as object), videos: await benchAgentVideos(dataDir, { threads, maxFrames: values.quick ? 120 : 100_000, log }), videosMeasured: measured() };
-  partDone('agent', partStarted);
-}
+});
 const cli = join(here, '..', 'packages', 'cli', 'bin', 'facefleet.js');
-if (parts.includes('hub')) {
-  const partStarted = performance.now();
+await part('hub', async () => {
   const hub = await benchHub(cli, dataDir, {
     agents: 10,
     eventsPerAgent: values.quick ? 1000 : 5000,
@@ -107,35 +101,24 @@ if (parts.includes('hub')) {
     log,
   });
   results.hub = { ...hub, measured: measured() };
-  partDone('hub', partStarted);
-}
-if (parts.includes('scale')) {
-  const partStarted = performance.now();
+});
+await part('scale', async () => {
   const databaseUrl = process.env.FACEFLEET_BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test';
   const scale = await benchScale(cli, { databaseUrl, agents: 10, eventsPerAgent: values.quick ? 1000 : 5000, syncTemplates: values.quick ? [10_000] : [10_000, 100_000], syncAgents: 10, log });
   results.scale = { ...scale, measured: measured() };
-  partDone('scale', partStarted);
-}
-if (parts.includes('rollout')) {
-  const partStarted = performance.now();
+});
+await part('rollout', async () => {
   results.rollout = { ...(await benchRollout(cli, { agents: 100, waves: [10, 50, 100], log })), measured: measured() };
-  partDone('rollout', partStarted);
-}
-if (parts.includes('swaps')) {
-  const partStarted = performance.now();
+});
+await part('swaps', async () => {
   results.swaps = { ...(await benchSwaps(cli, { swaps: values.quick ? 8 : 50, log })), measured: measured() };
-  partDone('swaps', partStarted);
-}
-if (parts.includes('agent-gallery')) {
-  const partStarted = performance.now();
+});
+await part('agent-gallery', async () => {
   results.agentGallery = { ...(await benchAgentGallery(dataDir, cli, { templates: 100_000, log })), measured: measured() };
-  partDone('agent-gallery', partStarted);
-}
-if (parts.includes('agent-rss')) {
-  const partStarted = performance.now();
+});
+await part('agent-rss', async () => {
   results.agent = { ...(results.agent as object), rss: await benchAgentRss(dataDir, cli, { minutes: values.quick ? 1 : 10, log }), rssMeasured: measured() };
-  partDone('agent-rss', partStarted);
-}
+});
 
 const identifyNow = results.identify as IdentifyResult | undefined;
 if (parts.includes('identify') && identifyNow) {

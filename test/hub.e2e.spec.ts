@@ -8,7 +8,7 @@ import { agentEvents, startAgent, writeYaml, type AgentProcess } from './agent-p
 import { facefleet, json } from './cli.js';
 import { data, hasData } from './helpers.js';
 import { api, createKey, startHub, type HubProcess } from './hub-process.js';
-import { dropSchema, freshSchema, PG_URL, postgresProblem } from './postgres.js';
+import { pgKit, TEST_PG_URL, testSchema } from '../packages/hub/src/store/store.contract.js';
 
 interface Device {
   id: string;
@@ -28,15 +28,15 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
  * The same suite on each store: SQLite (the default) and PostgreSQL (a fresh schema on the
  * machine's server). Without PostgreSQL the second run is skipped with a line (failed under CI).
  */
-const pgProblem = await postgresProblem();
-if (pgProblem !== undefined) {
-  if (process.env.CI) throw new Error(`the hub e2e suite on PostgreSQL cannot run under CI: ${PG_URL} is unreachable (${pgProblem})`);
-  console.warn(`skipping the hub e2e suite on PostgreSQL: ${PG_URL} is unreachable (${pgProblem})`);
+const pg = await pgKit();
+if (typeof pg === 'string') {
+  if (process.env.CI) throw new Error(`the hub e2e suite on PostgreSQL cannot run under CI: ${pg}`);
+  console.warn(`skipping the hub e2e suite on PostgreSQL: ${pg}`);
 }
-const pgSchema = freshSchema('ff_hub_e2e');
+const pgSchema = testSchema();
 const STORES = [
   { store: 'SQLite', args: [] as string[], ready: true },
-  { store: 'PostgreSQL', args: ['--database-url', PG_URL, '--database-schema', pgSchema], ready: pgProblem === undefined },
+  { store: 'PostgreSQL', args: ['--database-url', TEST_PG_URL, '--database-schema', pgSchema], ready: typeof pg !== 'string' },
 ];
 
 describe.each(STORES.filter((s) => s.ready))('hub ($store) + two agents + the embedded broker, as processes', ({ store, args: storeArgs }) => {
@@ -96,7 +96,7 @@ describe.each(STORES.filter((s) => s.ready))('hub ($store) + two agents + the em
     for (const a of agents) if (a && a.proc.exitCode === null) await a.stop('SIGKILL');
     if (hub?.proc.exitCode === null) await hub.stop('SIGKILL');
     rmSync(root, { recursive: true, force: true });
-    if (store === 'PostgreSQL') await dropSchema(pgSchema);
+    if (typeof pg !== 'string' && store === 'PostgreSQL') await pg.dropSchema(pgSchema);
   });
 
   it('refuses calls without a valid key (401) and writes with a viewer key (403)', async () => {

@@ -9,17 +9,21 @@ import { agentEvents, startAgent, writeYaml, type AgentProcess } from './agent-p
 import { facefleet, json } from './cli.js';
 import { data, hasData, hasTool } from './helpers.js';
 import { api, startHub, type HubProcess } from './hub-process.js';
-import { dropSchema, freshSchema, PG_URL, postgresProblem } from './postgres.js';
+import { pgKit, TEST_PG_URL as PG_URL, testSchema } from '../packages/hub/src/store/store.contract.js';
 
 /**
  * Scale-out as an operator runs it: two hub replicas as processes on one PostgreSQL and one
  * Mosquitto (its own, on a free port, with the password and ACL files `facefleet hub
  * broker-config` writes), two agents. One replica is killed in the middle of a run.
  */
-const pgProblem = await postgresProblem();
+const pg = await pgKit();
+const pgProblem = typeof pg === 'string' ? pg : undefined;
+const dropSchema = async (schema: string): Promise<void> => {
+  if (typeof pg !== 'string') await pg.dropSchema(schema);
+};
 const ready = pgProblem === undefined && hasTool('mosquitto') && hasData('faceapi_bbt') && hasData('edge_demo');
 if (!ready) {
-  const why = pgProblem !== undefined ? `PostgreSQL at ${PG_URL} is unreachable (${pgProblem})` : !hasTool('mosquitto') ? 'mosquitto is not installed' : 'the sample data is absent';
+  const why = pgProblem !== undefined ? pgProblem : !hasTool('mosquitto') ? 'mosquitto is not installed' : 'the sample data is absent';
   if (process.env.CI) throw new Error(`scale-out e2e cannot run under CI: ${why}`);
   console.warn(`skipping the scale-out e2e: ${why}`);
 }
@@ -47,7 +51,7 @@ interface Device {
 }
 
 describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, one replica killed', () => {
-  const schema = freshSchema('ff_e2e');
+  const schema = testSchema();
   const hubUser = { username: 'facefleet-hub', password: randomBytes(12).toString('hex') };
   let root: string;
   let brokerDir: string;
@@ -180,7 +184,7 @@ describe.runIf(ready)('two hub replicas on PostgreSQL + Mosquitto, two agents, o
 describe.runIf(ready)('facefleet hub migrate: a SQLite hub moved into PostgreSQL, its agent working on without re-enrolment', () => {
   it('copies subjects, templates, devices and events; the agent reconnects to the migrated hub, keeps its gallery and delivers new events', async () => {
     const root = mkdtempSync(join(tmpdir(), 'facefleet-migrate-e2e-'));
-    const schema = freshSchema('ff_mig');
+    const schema = testSchema();
     const hubDir = join(root, 'hub');
     let hub: HubProcess | undefined;
     let agent: AgentProcess | undefined;

@@ -39,13 +39,10 @@ export interface HubConfig {
   explicit?: readonly string[];
 }
 
-/** Relative to the working directory. */
-export const DEFAULT_DATA_DIR = 'hub-data';
-
 const DEFAULTS: HubConfig = {
   port: 8080,
   host: '127.0.0.1',
-  dataDir: DEFAULT_DATA_DIR,
+  dataDir: 'hub-data',
   mqttPort: 1883,
   mqttHost: '127.0.0.1',
   maxUploadBytes: 20 * 1024 * 1024,
@@ -152,4 +149,9 @@ export function loadHubConfig(flags: Partial<Record<keyof HubConfig, string>>, f
   }
   c.explicit = explicit;
   return Object.freeze(c);
+}
+
+/** Was this key set by the config file, the environment or a flag (not left to its default)? */
+export function isExplicit(config: HubConfig, key: keyof HubConfig): boolean {
+  return config.explicit?.includes(key) === true;
 }

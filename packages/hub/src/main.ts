@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, FacefleetError } from '@facefleet/protocol';
-import { loadHubConfig, type HubConfig } from './config.js';
+import { isExplicit, loadHubConfig, type HubConfig } from './config.js';
 import type { INestApplication } from '@nestjs/common';
 import { startHttp } from './http/app.js';
 import { Hub } from './hub.js';
 import { join } from 'node:path';
 import { writeBrokerConfig } from './mqtt/mosquitto.js';
-import { openStore } from './store/open.js';
+import { openStore, sqliteFile } from './store/open.js';
 import { ROLES, type HubStore, type Role } from './store/ports.js';
 
 const USAGE = `usage: facefleet hub [--config hub.yaml] [--port <http>] [--mqtt-port <mqtt>] [--data-dir <dir>] [--host <addr>]
@@ -89,15 +89,14 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
     return 2;
   }
   try {
-    if ((verb === 'create-key' || verb === 'broker-config') && config.databaseUrl === undefined && !(config.explicit ?? []).includes('dataDir')) {
+    if ((verb === 'create-key' || verb === 'broker-config') && config.databaseUrl === undefined && !isExplicit(config, 'dataDir')) {
       throw new FacefleetError('usage', `${verb} needs the hub's store: --data-dir <dir> (a SQLite hub) or --database-url <url>`);
     }
     if (verb === 'create-key') return await createKey(config, values.role, io);
     if (verb === 'broker-config') return await brokerConfig(config, values, io);
     if (verb === 'migrate') return await migrate(config, io);
     // A port set by a flag, the config file or the environment must be free; only a default falls back.
-    const explicit = config.explicit ?? [];
-    return await serve(config, { portGiven: explicit.includes('port'), mqttPortGiven: explicit.includes('mqttPort') }, io);
+    return await serve(config, { portGiven: isExplicit(config, 'port'), mqttPortGiven: isExplicit(config, 'mqttPort') }, io);
   } catch (err) {
     io.err(`facefleet hub: ${(err as Error).message.split('\n')[0] ?? ''}`);
     return err instanceof FacefleetError && err.code === 'usage' ? 2 : 1;
@@ -111,7 +110,7 @@ export async function hubMain(argv: string[], io: HubIo = stdio): Promise<number
  * (signing and crop keys) as a hub would, so replicas sharing it never race to create the keys.
  */
 async function openAdminStore(config: HubConfig): Promise<HubStore> {
-  if (config.databaseUrl !== undefined && !(config.explicit ?? []).includes('dataDir')) return openStore(config, randomBytes(32), () => undefined);
+  if (config.databaseUrl !== undefined && !isExplicit(config, 'dataDir')) return openStore(config, randomBytes(32), () => undefined);
   return (await Hub.openStore(config)).store;
 }
 
@@ -139,8 +138,8 @@ async function brokerConfig(config: HubConfig, values: { out?: string | undefine
   if (rawPort !== undefined && (!/^[0-9]{1,5}$/.test(rawPort) || Number(rawPort) < 1 || Number(rawPort) > 65535)) {
     throw new FacefleetError('usage', `--broker-port must be a port number from 1 to 65535, got "${rawPort}"`);
   }
-  if (config.databaseUrl === undefined && !existsSync(join(config.dataDir, 'hub.db'))) {
-    throw new FacefleetError('usage', `no hub at ${join(config.dataDir, 'hub.db')} (a wrong --data-dir?): broker-config reads the devices of an existing hub`);
+  if (config.databaseUrl === undefined && !existsSync(sqliteFile(config))) {
+    throw new FacefleetError('usage', `no hub at ${sqliteFile(config)} (a wrong --data-dir?): broker-config reads the devices of an existing hub`);
   }
   const store = await openAdminStore(config);
   try {
@@ -184,9 +183,9 @@ function devicesIn(passwd: string, hubUser: string): number {
 /** Copy the SQLite hub in --data-dir into the PostgreSQL database at --database-url. */
 async function migrate(config: HubConfig, io: HubIo): Promise<number> {
   if (config.databaseUrl === undefined) throw new FacefleetError('usage', 'migrate needs --database-url <postgres url> (the target) and --data-dir <dir> (the SQLite hub)');
-  if (!existsSync(join(config.dataDir, 'hub.db'))) throw new FacefleetError('usage', `no SQLite hub database at ${join(config.dataDir, 'hub.db')} (migrate copies the hub in --data-dir)`);
+  if (!existsSync(sqliteFile(config))) throw new FacefleetError('usage', `no SQLite hub database at ${sqliteFile(config)} (migrate copies the hub in --data-dir)`);
   const { copySqliteToPostgres } = await import('./store/copy.js');
-  const counts = await copySqliteToPostgres(join(config.dataDir, 'hub.db'), config.databaseUrl, {
+  const counts = await copySqliteToPostgres(sqliteFile(config), config.databaseUrl, {
     log: (m) => io.err(`migrate: ${m}`),
     ...(config.databaseSchema !== undefined ? { schema: config.databaseSchema } : {}),
   });

@@ -12,6 +12,11 @@ import type { DevicesRepo, GalleriesRepo, SubjectsRepo } from './store/ports.js'
 
 /** A device further behind than this gets a snapshot; log entries this far below the head are compacted away. */
 export const SNAPSHOT_AFTER = 1000;
+
+/** A device new (0), ahead of the head (the hub's store was replaced) or more than SNAPSHOT_AFTER behind. */
+function farBehind(seq: number, head: number): boolean {
+  return seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER;
+}
 /** A snapshot part holds about this many bytes of JSON (about 370 templates of 512 floats). */
 export const DEFAULT_PART_BYTES = 1 << 20;
 /** A snapshot nobody asked for in this long is dropped from memory (it is rebuilt when needed). */
@@ -100,7 +105,7 @@ export class SyncService {
       if (snap !== undefined && resume.part < snap.parts.length) return snap.parts[resume.part]!;
       // That snapshot is gone (the head moved on and it was evicted): start the current one over.
     }
-    if (seq !== head && (seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER)) return (await this.snapshot(galleryId, head)).parts[0]!;
+    if (seq !== head && farBehind(seq, head)) return (await this.snapshot(galleryId, head)).parts[0]!;
     const key = `${galleryId}\u0000${seq}\u0000${head}`;
     let delta = this.deltas.get(key);
     if (delta === undefined) {
@@ -115,21 +120,21 @@ export class SyncService {
   async changesFor(galleryId: string, seq: number): Promise<SyncChangesMessage> {
     const head = await this.galleries.head(galleryId);
     if (seq === head) return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes: [] };
-    if (seq === 0 || seq > head || head - seq > SNAPSHOT_AFTER) {
-      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
+    if (!farBehind(seq, head)) {
+      const entries = await this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
+      // A gap after `seq` means the log was compacted past it meanwhile: the whole gallery then.
+      if (entries[0]?.seq === seq + 1) {
+        const touched = [...new Set(entries.map((e) => e.subjectId))];
+        const members = new Set(await this.galleries.members(galleryId));
+        const present = new Set((await this.subjects.names(touched.filter((id) => members.has(id)))).keys());
+        const deleted = touched.filter((id) => !present.has(id));
+        const changes: GalleryChange[] = [...(await this.upserts([...present])), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
+        return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes };
+      }
     }
-    const entries = await this.galleries.since(galleryId, seq, SNAPSHOT_AFTER);
-    // A gap after `seq` means the log was compacted past it meanwhile: the whole gallery then.
-    if (entries[0]?.seq !== seq + 1) {
-      return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
-    }
-    const touched = [...new Set(entries.map((e) => e.subjectId))];
-    const members = new Set(await this.galleries.members(galleryId));
-    const present = new Set((await this.subjects.names(touched.filter((id) => members.has(id)))).keys());
-    const deleted = touched.filter((id) => !present.has(id));
-    const changes: GalleryChange[] = [...(await this.upserts([...present])), ...deleted.map((subjectId) => ({ op: 'delete' as const, subjectId }))];
-    return { galleryId, fromSeq: seq, toSeq: head, snapshot: false, changes };
+    return { galleryId, fromSeq: 0, toSeq: head, snapshot: true, changes: await this.upserts(await this.galleries.members(galleryId)) };
   }
+
 
   /**
    * Snapshot of a gallery at `toSeq` (its head when built), cut into parts. The last two per

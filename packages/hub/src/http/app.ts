@@ -30,17 +30,14 @@ class HubModule {
   }
 }
 
-/**
- * Nest's own warnings and errors in the hub's log, plain (no colours, no Nest banner). A taken
- * port is left out: startHttp turns it into one clear ConfigError line.
- */
+/** Nest's own warnings and errors in the hub's log, plain (no colours, no Nest banner). */
 class NestLog implements LoggerService {
   /** While listening: a failure is reported once, by startHttp, as a ConfigError. */
   quiet = false;
   constructor(private readonly sink: (msg: string) => void) {}
   private line(level: string, message: unknown, rest: unknown[]): void {
     const text = message instanceof Error ? message.message : String(message);
-    if (this.quiet || /EADDRINUSE/.test(text) || rest.some((r) => typeof r === 'string' && /EADDRINUSE/.test(r))) return;
+    if (this.quiet) return;
     const context = rest.at(-1);
     this.sink(`${level}${typeof context === 'string' && context !== '' ? ` [${context}]` : ''}: ${text}`);
   }

@@ -775,8 +775,8 @@ function pgUnloadable(): string | undefined {
   return 'cannot load the PostgreSQL client: Node runs with the "import" condition, so pg\'s require(\'pg-pool\') gets an ES module; keep "import" and "module" out of ssr.resolve.conditions in vitest.config.ts';
 }
 
-/** Loads the client and checks the server; the kit, or why PostgreSQL tests cannot run here. */
-async function pgKit(): Promise<PgKit | string> {
+/** Loads the client and checks the server; the kit, or why PostgreSQL tests cannot run here (end-to-end tests use it too). */
+export async function pgKit(): Promise<PgKit | string> {
   const broken = pgUnloadable();
   if (broken !== undefined) return broken;
   let postgres: typeof Postgres;
@@ -830,5 +830,6 @@ export async function describePostgres(title: string, define: (kit: PgKit) => vo
     return;
   }
   console.log(`skipping ${title}: ${kit}`);
+  // Skipped on purpose, outside CI only: no PostgreSQL answers here (the reason is printed above).
   describe.skip(title, () => it('needs PostgreSQL', () => undefined));
 }
